@@ -1,0 +1,22 @@
+"""flash_attention: FlashAttention-2 in Triton with a PyTorch front end.
+
+``flash_attn_func`` and its packed variants follow Dao-AILab's FlashAttention 2 API; CUDA tensors run the
+Triton kernels in ``flash_attention.ops``, CPU tensors a chunked PyTorch path with the same semantics.
+"""
+
+from .interface import (
+    flash_attn_func,
+    flash_attn_kvpacked_func,
+    flash_attn_qkvpacked_func,
+    use_backend,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "flash_attn_func",
+    "flash_attn_kvpacked_func",
+    "flash_attn_qkvpacked_func",
+    "use_backend",
+    "__version__",
+]

@@ -1,0 +1,343 @@
+"""FlashAttention-2 backward: a preprocessing kernel and two gradient kernels, with their launcher.
+
+Nothing of size seqlen^2 is stored: the probabilities are recomputed from the forward's log-sum-exp,
+``P = exp2(S * scale * log2e - lse * log2e)``, then with ``dS = P * (dP - delta)``, ``delta = rowsum(dO * O)``:
+
+* ``_attn_bwd_dkdv_kernel``: one program per key tile and kv head accumulates ``dV += P^T dO`` and
+  ``dK += dS^T Q`` over every visible query tile of every query head that shares the kv head (GQA), so dK/dV
+  need no atomics and the result is bit-identical run to run.
+* ``_attn_bwd_dq_kernel``: one program per query tile and head accumulates ``dQ += dS K``.
+
+Splitting dQ from dK/dV recomputes ``Q K^T`` and ``dO V^T`` once more (7 products instead of 5) but keeps every
+accumulator in registers and every write exclusive; benchmarks/NOTES.md weighs it against atomics.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from .configs import KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
+from .forward import LOG2E, window_bounds
+from .masks import key_range, query_range, visible
+
+
+@triton.jit
+def _attn_bwd_preprocess_kernel(
+    Out, dOut, Lse, Delta, Lse2,
+    stride_ob, stride_om, stride_oh,
+    stride_dob, stride_dom, stride_doh,
+    nheads, seqlen_q,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
+):
+    """``delta = rowsum(dO * O)`` and the lse in log2 units, with +inf for rows that saw no key (so P = 0)."""
+    off_h = tl.program_id(1)
+    off_b = tl.program_id(2)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask = (offs_m[:, None] < seqlen_q) & (offs_d[None, :] < HEAD_DIM)
+    o = tl.load(Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh
+                + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :], mask=mask, other=0.0)
+    do = tl.load(dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
+                 + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :], mask=mask, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
+    row = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q + offs_m
+    lse = tl.load(Lse + row, mask=offs_m < seqlen_q, other=float("-inf"))
+    lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+    tl.store(Delta + row, delta, mask=offs_m < seqlen_q)
+    tl.store(Lse2 + row, lse2, mask=offs_m < seqlen_q)
+
+
+@triton.jit
+def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm, stride_dom,
+                start_m, end_m, offs_n, offs_d, seqlen_q, diag, win_left, win_right, qk_scale,
+                HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr,
+                EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Accumulate one key tile's dK/dV over the query tiles ``[start_m, end_m)`` of one query head."""
+    offs_m0 = tl.arange(0, BLOCK_M)
+    qt_ptrs = q_base + start_m.to(tl.int64) * stride_qm + (offs_m0[None, :] * stride_qm + offs_d[:, None])
+    do_ptrs = do_base + start_m.to(tl.int64) * stride_dom + (offs_m0[:, None] * stride_dom + offs_d[None, :])
+    d_ok = offs_d < HEAD_DIM
+    for start in tl.range(start_m, end_m, BLOCK_M):
+        offs_m = start + offs_m0
+        m_ok = offs_m < seqlen_q
+        if EVEN_M and EVEN_D:
+            qt = tl.load(qt_ptrs)
+            do = tl.load(do_ptrs)
+        else:
+            qt = tl.load(qt_ptrs, mask=m_ok[None, :] & d_ok[:, None], other=0.0)
+            do = tl.load(do_ptrs, mask=m_ok[:, None] & d_ok[None, :], other=0.0)
+        if EVEN_M:
+            lse2 = tl.load(lse2_base + offs_m)
+            delta = tl.load(delta_base + offs_m)
+        else:
+            # Rows past the end get lse = +inf, hence P = 0 and no contribution.
+            lse2 = tl.load(lse2_base + offs_m, mask=m_ok, other=float("inf"))
+            delta = tl.load(delta_base + offs_m, mask=m_ok, other=0.0)
+        qkt = tl.dot(k, qt, input_precision=DOT_PREC)
+        pt = tl.math.exp2(qkt * qk_scale - lse2[None, :])
+        if MASKED:
+            ok = visible(offs_m[None, :], offs_n[:, None], 0, diag, win_left, win_right, False, True)
+            pt = tl.where(ok, pt, 0.0)
+        dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=DOT_PREC)
+        dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
+        dst = pt * (dpt - delta[None, :])
+        dk = tl.dot(dst.to(qt.dtype), tl.trans(qt), dk, input_precision=DOT_PREC)
+        qt_ptrs += BLOCK_M * stride_qm
+        do_ptrs += BLOCK_M * stride_dom
+    return dk, dv
+
+
+@triton.jit
+def _attn_bwd_dkdv_kernel(
+    Q, K, V, dOut, Lse2, Delta, dK, dV,
+    stride_qb, stride_qm, stride_qh,
+    stride_kb, stride_kn, stride_kh,
+    stride_vb, stride_vn, stride_vh,
+    stride_dob, stride_dom, stride_doh,
+    stride_dkb, stride_dkn, stride_dkh,
+    stride_dvb, stride_dvn, stride_dvh,
+    nheads, seqlen_q, seqlen_k, group,
+    sm_scale, qk_scale, diag, win_left, win_right,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    LOCAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    off_hk = tl.program_id(1)
+    off_b = tl.program_id(2)
+    n_start = pid_n * BLOCK_N
+    offs_r = tl.arange(0, BLOCK_N)
+    offs_n = n_start + offs_r
+    offs_d = tl.arange(0, BLOCK_D)
+    kv_mask = (offs_n[:, None] < seqlen_k) & (offs_d[None, :] < HEAD_DIM)
+
+    k_ptrs = (K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
+              + n_start.to(tl.int64) * stride_kn + offs_r[:, None] * stride_kn + offs_d[None, :])
+    v_ptrs = (V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
+              + n_start.to(tl.int64) * stride_vn + offs_r[:, None] * stride_vn + offs_d[None, :])
+    if EVEN_N and EVEN_D:
+        k = tl.load(k_ptrs)
+        v = tl.load(v_ptrs)
+    else:
+        k = tl.load(k_ptrs, mask=kv_mask, other=0.0)
+        v = tl.load(v_ptrs, mask=kv_mask, other=0.0)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+
+    lo, full_lo, full_hi, hi = query_range(n_start, seqlen_q, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL)
+    for g in range(0, group):
+        off_h = off_hk * group + g
+        q_base = Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh
+        do_base = dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
+        row_base = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q
+        if LOCAL:
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
+                                 stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q,
+                                 diag, win_left, win_right, qk_scale,
+                                 HEAD_DIM, BLOCK_M, True, EVEN_M, EVEN_D, DOT_PREC)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
+                             stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q,
+                             diag, win_left, win_right, qk_scale,
+                             HEAD_DIM, BLOCK_M, False, EVEN_M, EVEN_D, DOT_PREC)
+        if LOCAL:
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
+                                 stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q,
+                                 diag, win_left, win_right, qk_scale,
+                                 HEAD_DIM, BLOCK_M, True, EVEN_M, EVEN_D, DOT_PREC)
+    dk = dk * sm_scale
+
+    dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
+               + n_start.to(tl.int64) * stride_dkn + offs_r[:, None] * stride_dkn + offs_d[None, :])
+    dv_ptrs = (dV + off_b.to(tl.int64) * stride_dvb + off_hk.to(tl.int64) * stride_dvh
+               + n_start.to(tl.int64) * stride_dvn + offs_r[:, None] * stride_dvn + offs_d[None, :])
+    if EVEN_N and EVEN_D:
+        tl.store(dk_ptrs, dk.to(dK.dtype.element_ty))
+        tl.store(dv_ptrs, dv.to(dV.dtype.element_ty))
+    else:
+        tl.store(dk_ptrs, dk.to(dK.dtype.element_ty), mask=kv_mask)
+        tl.store(dv_ptrs, dv.to(dV.dtype.element_ty), mask=kv_mask)
+
+
+@triton.jit
+def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
+              offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+              HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
+              EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Accumulate one query tile's dQ over the key tiles ``[start_n, end_n)``."""
+    offs_n0 = tl.arange(0, BLOCK_N)
+    kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
+    vt_ptrs = v_base + start_n.to(tl.int64) * stride_vn + (offs_n0[None, :] * stride_vn + offs_d[:, None])
+    d_ok = offs_d < HEAD_DIM
+    for start in tl.range(start_n, end_n, BLOCK_N):
+        offs_n = start + offs_n0
+        if MASKED:
+            kv_ok = (offs_n[None, :] < seqlen_k) & d_ok[:, None]
+            kt = tl.load(kt_ptrs, mask=kv_ok, other=0.0)
+            vt = tl.load(vt_ptrs, mask=kv_ok, other=0.0)
+        elif EVEN_D:
+            kt = tl.load(kt_ptrs)
+            vt = tl.load(vt_ptrs)
+        else:
+            kt = tl.load(kt_ptrs, mask=d_ok[:, None], other=0.0)
+            vt = tl.load(vt_ptrs, mask=d_ok[:, None], other=0.0)
+        qk = tl.dot(q, kt, input_precision=DOT_PREC)
+        p = tl.math.exp2(qk * qk_scale - lse2[:, None])
+        if MASKED:
+            ok = visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL)
+            p = tl.where(ok, p, 0.0)
+        dp = tl.dot(do, vt, input_precision=DOT_PREC)
+        ds = p * (dp - delta[:, None])
+        dq = tl.dot(ds.to(kt.dtype), tl.trans(kt), dq, input_precision=DOT_PREC)
+        kt_ptrs += BLOCK_N * stride_kn
+        vt_ptrs += BLOCK_N * stride_vn
+    return dq
+
+
+@triton.jit
+def _attn_bwd_dq_kernel(
+    Q, K, V, dOut, Lse2, Delta, dQ,
+    stride_qb, stride_qm, stride_qh,
+    stride_kb, stride_kn, stride_kh,
+    stride_vb, stride_vn, stride_vh,
+    stride_dob, stride_dom, stride_doh,
+    stride_dqb, stride_dqm, stride_dqh,
+    nheads, seqlen_q, seqlen_k, group,
+    sm_scale, qk_scale, diag, win_left, win_right,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    LOCAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_m = tl.num_programs(0)
+    pid_m = (num_m - 1 - tl.program_id(0)) if LOCAL else tl.program_id(0)
+    off_h = tl.program_id(1)
+    off_b = tl.program_id(2)
+    off_hk = off_h // group
+    m_start = pid_m * BLOCK_M
+    offs_r = tl.arange(0, BLOCK_M)
+    offs_m = m_start + offs_r
+    offs_d = tl.arange(0, BLOCK_D)
+    io_mask = (offs_m[:, None] < seqlen_q) & (offs_d[None, :] < HEAD_DIM)
+
+    q_ptrs = (Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh
+              + m_start.to(tl.int64) * stride_qm + offs_r[:, None] * stride_qm + offs_d[None, :])
+    do_ptrs = (dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
+               + m_start.to(tl.int64) * stride_dom + offs_r[:, None] * stride_dom + offs_d[None, :])
+    row = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q + offs_m
+    if EVEN_M and EVEN_D:
+        q = tl.load(q_ptrs)
+        do = tl.load(do_ptrs)
+    else:
+        q = tl.load(q_ptrs, mask=io_mask, other=0.0)
+        do = tl.load(do_ptrs, mask=io_mask, other=0.0)
+    if EVEN_M:
+        lse2 = tl.load(Lse2 + row)
+        delta = tl.load(Delta + row)
+    else:
+        lse2 = tl.load(Lse2 + row, mask=offs_m < seqlen_q, other=float("inf"))
+        delta = tl.load(Delta + row, mask=offs_m < seqlen_q, other=0.0)
+
+    k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
+    v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL)
+    if LOCAL:
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
+                       offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+                       HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+    dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
+                   offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+                   HEAD_DIM, BLOCK_N, False, LOCAL, EVEN_D, DOT_PREC)
+    dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
+                   offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+                   HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+    dq = dq * sm_scale
+
+    dq_ptrs = (dQ + off_b.to(tl.int64) * stride_dqb + off_h.to(tl.int64) * stride_dqh
+               + m_start.to(tl.int64) * stride_dqm + offs_r[:, None] * stride_dqm + offs_d[None, :])
+    if EVEN_M and EVEN_D:
+        tl.store(dq_ptrs, dq.to(dQ.dtype.element_ty))
+    else:
+        tl.store(dq_ptrs, dq.to(dQ.dtype.element_ty), mask=io_mask)
+
+
+def attention_backward(
+    dout: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    softmax_scale: float,
+    causal: bool,
+    window_size: Tuple[int, int] = (-1, -1),
+    dkdv_config: Optional[KernelConfig] = None,
+    dq_config: Optional[KernelConfig] = None,
+    grads: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients ``(dq, dk, dv)`` for the forward of ``attention_forward``; same layouts as q, k, v.
+
+    ``grads`` may pass preallocated ``(dq, dk, dv)`` (the tests poison them to catch unwritten elements).
+    """
+    batch, seqlen_q, nheads, head_dim = q.shape
+    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    dq, dk, dv = grads if grads is not None else (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v))
+    if batch == 0 or nheads == 0 or seqlen_q == 0 or seqlen_k == 0:
+        return dq.zero_(), dk.zero_(), dv.zero_()
+    local, left, right = window_bounds(seqlen_q, seqlen_k, causal, window_size)
+    block_d = max(16, triton.next_power_of_2(head_dim))
+    group = nheads // nheads_k
+    diag = seqlen_k - seqlen_q
+    qk_scale = softmax_scale * LOG2E
+    prec = dot_precision(q.dtype)
+
+    delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
+    lse2 = torch.empty_like(delta)
+    pre_block = 64 if block_d <= 128 else 32
+    _attn_bwd_preprocess_kernel[(triton.cdiv(seqlen_q, pre_block), nheads, batch)](
+        out, dout, lse, delta, lse2,
+        out.stride(0), out.stride(1), out.stride(2),
+        dout.stride(0), dout.stride(1), dout.stride(2),
+        nheads, seqlen_q,
+        HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block,
+    )
+
+    def launch_dkdv(cfg: KernelConfig) -> None:
+        _attn_bwd_dkdv_kernel[(triton.cdiv(seqlen_k, cfg.block_n), nheads_k, batch)](
+            q, k, v, dout, lse2, delta, dk, dv,
+            q.stride(0), q.stride(1), q.stride(2),
+            k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2),
+            dout.stride(0), dout.stride(1), dout.stride(2),
+            dk.stride(0), dk.stride(1), dk.stride(2),
+            dv.stride(0), dv.stride(1), dv.stride(2),
+            nheads, seqlen_q, seqlen_k, group,
+            softmax_scale, qk_scale, diag, left, right,
+            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+            LOCAL=local, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_N=seqlen_k % cfg.block_n == 0,
+            EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+
+    def launch_dq(cfg: KernelConfig) -> None:
+        _attn_bwd_dq_kernel[(triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)](
+            q, k, v, dout, lse2, delta, dq,
+            q.stride(0), q.stride(1), q.stride(2),
+            k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2),
+            dout.stride(0), dout.stride(1), dout.stride(2),
+            dq.stride(0), dq.stride(1), dq.stride(2),
+            nheads, seqlen_q, seqlen_k, group,
+            softmax_scale, qk_scale, diag, left, right,
+            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+            LOCAL=local, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+
+    launch_with_fallback("bwd_dkdv", launch_dkdv,
+                         [dkdv_config] if dkdv_config else dkdv_configs(block_d, q.dtype, local, q.device))
+    launch_with_fallback("bwd_dq", launch_dq,
+                         [dq_config] if dq_config else dq_configs(block_d, q.dtype, local, q.device))
+    return dq, dk, dv

@@ -1,0 +1,102 @@
+"""Tile shapes, warps and pipeline depths for each kernel, chosen by head_dim, dtype and device.
+
+The GPU tables were picked from sweeps on an H100 (see benchmarks/NOTES.md). Under Triton's interpreter
+(``TRITON_INTERPRET=1``, the CPU test suite) tiles are small, so that short test sequences still cross many
+tile boundaries and exercise every masking path.
+
+Each table lists configurations best first; ``launch_with_fallback`` moves down the list when a config does not
+fit the device (shared memory), so smaller or older GPUs still run, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, List, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels in its interpreter (the CPU test suite)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    # float32 inputs get true float32 products: tf32 would lose to PyTorch's own float32 attention.
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+_INTERP = [KernelConfig(32, 16, 4, 1)]
+
+
+def _sm90(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+
+
+def forward_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch.device) -> List[KernelConfig]:
+    if interpreting() or device.type != "cuda":
+        return _INTERP
+    if dtype == torch.float32:
+        return [KernelConfig(64, 32, 4, 2), KernelConfig(32, 32, 4, 1)]
+    if block_d <= 64:
+        return [KernelConfig(128, 64, 4, 3), KernelConfig(64, 64, 4, 2), KernelConfig(64, 32, 4, 1)]
+    if block_d <= 128:
+        return [KernelConfig(128, 64, 8, 3), KernelConfig(128, 64, 8, 2), KernelConfig(64, 64, 4, 2),
+                KernelConfig(64, 32, 4, 1)]
+    return [KernelConfig(128, 64, 8, 2), KernelConfig(64, 64, 4, 2), KernelConfig(64, 32, 4, 1),
+            KernelConfig(32, 32, 4, 1)]
+
+
+def dkdv_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch.device) -> List[KernelConfig]:
+    """``block_n`` key rows per program; ``block_m`` query rows per step."""
+    if interpreting() or device.type != "cuda":
+        return [KernelConfig(16, 32, 4, 1)]
+    if dtype == torch.float32:
+        return [KernelConfig(32, 64, 4, 1), KernelConfig(16, 32, 4, 1)]
+    if block_d <= 64:
+        return [KernelConfig(64, 128, 8, 3), KernelConfig(32, 64, 4, 2), KernelConfig(16, 32, 4, 1)]
+    if block_d <= 128:
+        return [KernelConfig(64, 128, 8, 2), KernelConfig(32, 64, 4, 2), KernelConfig(16, 32, 4, 1)]
+    return [KernelConfig(32, 64, 8, 2), KernelConfig(32, 64, 4, 1), KernelConfig(16, 32, 4, 1)]
+
+
+def dq_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch.device) -> List[KernelConfig]:
+    """``block_m`` query rows per program; ``block_n`` key rows per step."""
+    if interpreting() or device.type != "cuda":
+        return _INTERP
+    if dtype == torch.float32:
+        return [KernelConfig(64, 32, 4, 1), KernelConfig(32, 16, 4, 1)]
+    if block_d <= 64:
+        return [KernelConfig(128, 64, 8, 3), KernelConfig(64, 32, 4, 2), KernelConfig(32, 16, 4, 1)]
+    if block_d <= 128:
+        return [KernelConfig(128, 64, 8, 2), KernelConfig(64, 32, 4, 2), KernelConfig(32, 16, 4, 1)]
+    return [KernelConfig(64, 64, 8, 2), KernelConfig(64, 32, 4, 1), KernelConfig(32, 16, 4, 1)]
+
+
+_chosen: dict = {}
+
+
+def launch_with_fallback(name: str, launch: Callable[[KernelConfig], None], configs: Sequence[KernelConfig]) -> None:
+    """Launch with the first config that fits the device; remember the choice per config list."""
+    from triton.runtime.errors import OutOfResources
+
+    key = (name, tuple(configs))
+    start = _chosen.get(key, 0)
+    last_err: Exception | None = None
+    for i in range(start, len(configs)):
+        try:
+            launch(configs[i])
+            _chosen[key] = i
+            return
+        except OutOfResources as err:  # shared memory or registers: try a smaller tile
+            last_err = err
+    raise RuntimeError(f"flash_attention: no {name} kernel configuration fits this device") from last_err

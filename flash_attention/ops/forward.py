@@ -1,0 +1,198 @@
+"""FlashAttention-2 forward kernel and its launcher.
+
+One program computes one tile of ``BLOCK_M`` query rows for one (batch, head): it streams the visible key/value
+tiles through an online softmax (running max ``m``, running sum ``l`` and an unnormalised accumulator) and
+writes the output and the log-sum-exp that the backward recomputes the probabilities from. Scores live in the
+log2 domain (``exp2`` with the softmax scale folded into one multiply) because ``exp2`` is the native MUFU op.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from .configs import KernelConfig, dot_precision, forward_configs, launch_with_fallback
+from .masks import key_range, visible
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
+               offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
+               EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Fold the key tiles ``[start_n, end_n)`` into the running softmax state of one query tile."""
+    offs_n0 = tl.arange(0, BLOCK_N)
+    # Pointers advance by one tile per step, so only this first offset needs 64-bit arithmetic.
+    kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
+    v_ptrs = v_base + start_n.to(tl.int64) * stride_vn + (offs_n0[:, None] * stride_vn + offs_d[None, :])
+    d_ok = offs_d < HEAD_DIM
+    for start in tl.range(start_n, end_n, BLOCK_N):
+        offs_n = start + offs_n0
+        if MASKED:
+            n_ok = offs_n < seqlen_k
+            kt = tl.load(kt_ptrs, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
+        elif EVEN_D:
+            kt = tl.load(kt_ptrs)
+        else:
+            kt = tl.load(kt_ptrs, mask=d_ok[:, None], other=0.0)
+        qk = tl.dot(q, kt, input_precision=DOT_PREC)
+        if MASKED:
+            ok = visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL)
+            qk = tl.where(ok, qk, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+            # A row with nothing visible yet keeps m = -inf; subtracting 0 instead keeps exp2 at 0, not NaN.
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+        else:
+            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+            m_use = m_new
+        p = tl.math.exp2(qk * qk_scale - m_use[:, None])
+        alpha = tl.math.exp2(m_i - m_use)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        if MASKED:
+            v = tl.load(v_ptrs, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
+        elif EVEN_D:
+            v = tl.load(v_ptrs)
+        else:
+            v = tl.load(v_ptrs, mask=d_ok[None, :], other=0.0)
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
+        m_i = m_new
+        kt_ptrs += BLOCK_N * stride_kn
+        v_ptrs += BLOCK_N * stride_vn
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _attn_fwd_kernel(
+    Q, K, V, Out, Lse,
+    stride_qb, stride_qm, stride_qh,
+    stride_kb, stride_kn, stride_kh,
+    stride_vb, stride_vn, stride_vh,
+    stride_ob, stride_om, stride_oh,
+    nheads, seqlen_q, seqlen_k, group,
+    qk_scale, diag, win_left, win_right,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    LOCAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    num_m = tl.num_programs(0)
+    # With a band (causal/window) later query tiles carry more work: start them first so the tail is short.
+    pid_m = (num_m - 1 - tl.program_id(0)) if LOCAL else tl.program_id(0)
+    off_h = tl.program_id(1)
+    off_b = tl.program_id(2)
+    off_hk = off_h // group
+    m_start = pid_m * BLOCK_M
+
+    q_base = Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh + m_start.to(tl.int64) * stride_qm
+    k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
+    v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
+    o_base = Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh + m_start.to(tl.int64) * stride_om
+
+    offs_r = tl.arange(0, BLOCK_M)
+    offs_m = m_start + offs_r
+    offs_d = tl.arange(0, BLOCK_D)
+    q_ptrs = q_base + offs_r[:, None] * stride_qm + offs_d[None, :]
+    io_mask = (offs_m[:, None] < seqlen_q) & (offs_d[None, :] < HEAD_DIM)
+    if EVEN_M and EVEN_D:
+        q = tl.load(q_ptrs)
+    else:
+        q = tl.load(q_ptrs, mask=io_mask, other=0.0)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+
+    lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL)
+    if LOCAL:
+        acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
+                                   offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+                                   HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+    acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
+                               offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+                               HEAD_DIM, BLOCK_N, False, LOCAL, EVEN_D, DOT_PREC)
+    acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
+                               offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+                               HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+
+    # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
+    empty = l_i == 0.0
+    l_safe = tl.where(empty, 1.0, l_i)
+    out = acc / l_safe[:, None]
+    lse = tl.where(empty, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
+
+    o_ptrs = o_base + offs_r[:, None] * stride_om + offs_d[None, :]
+    if EVEN_M and EVEN_D:
+        tl.store(o_ptrs, out.to(Out.dtype.element_ty))
+    else:
+        tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=io_mask)
+    lse_ptrs = Lse + (off_b.to(tl.int64) * nheads + off_h) * seqlen_q + offs_m
+    if EVEN_M:
+        tl.store(lse_ptrs, lse)
+    else:
+        tl.store(lse_ptrs, lse, mask=offs_m < seqlen_q)
+
+
+def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int]) -> Tuple[bool, int, int]:
+    """``(local, left, right)`` for the kernels: unbounded sides become a span no index difference reaches."""
+    left, right = int(window_size[0]), int(window_size[1])
+    if causal:
+        right = 0
+    local = left >= 0 or right >= 0
+    unbounded = seqlen_q + seqlen_k + 1
+    return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded)
+
+
+def attention_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    softmax_scale: float,
+    causal: bool,
+    window_size: Tuple[int, int] = (-1, -1),
+    out: Optional[torch.Tensor] = None,
+    lse: Optional[torch.Tensor] = None,
+    config: Optional[KernelConfig] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Launch the forward kernel on validated ``(batch, seqlen, heads, headdim)`` tensors; returns ``(out, lse)``.
+
+    ``out``/``lse`` may be passed preallocated (any strides for ``out``; ``lse`` contiguous float32
+    ``(batch, nheads, seqlen_q)``), which the tests use to poison outputs and catch unwritten elements.
+    """
+    batch, seqlen_q, nheads, head_dim = q.shape
+    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    if out is None:
+        out = torch.empty_like(q)
+    if lse is None:
+        lse = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
+    if batch == 0 or seqlen_q == 0 or nheads == 0:
+        return out, lse
+    if seqlen_k == 0:
+        out.zero_()
+        lse.fill_(float("-inf"))
+        return out, lse
+    local, left, right = window_bounds(seqlen_q, seqlen_k, causal, window_size)
+    block_d = max(16, triton.next_power_of_2(head_dim))
+
+    def launch(cfg: KernelConfig) -> None:
+        grid = (triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)
+        _attn_fwd_kernel[grid](
+            q, k, v, out, lse,
+            q.stride(0), q.stride(1), q.stride(2),
+            k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2),
+            out.stride(0), out.stride(1), out.stride(2),
+            nheads, seqlen_q, seqlen_k, nheads // nheads_k,
+            softmax_scale * LOG2E, seqlen_k - seqlen_q, left, right,
+            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+            LOCAL=local, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d,
+            DOT_PREC=dot_precision(q.dtype),
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+
+    configs = [config] if config is not None else forward_configs(block_d, q.dtype, local, q.device)
+    launch_with_fallback("forward", launch, configs)
+    return out, lse

@@ -1,0 +1,88 @@
+"""Masking logic shared by the forward and backward kernels, written once as ``@triton.jit`` helpers.
+
+Geometry (FlashAttention 2 convention): query row ``i`` sits at key position ``i + diag`` with
+``diag = seqlen_k - seqlen_q`` (bottom-right alignment) and sees keys ``j`` with
+``i + diag - win_left <= j <= i + diag + win_right``. Causal is ``win_right = 0``; an unbounded side is
+passed as a number at least ``seqlen_q + seqlen_k`` so no special case is needed in the kernels.
+
+The kernels split every row (or column) of tiles into three runs: masked tiles at the start, tiles that
+every query/key pair of the tile may see (no mask work at all), and masked tiles at the end. The range
+helpers below return those run boundaries; a tile outside ``[lo, hi)`` is never visited, so the cost of
+causal or windowed attention grows with the visible area, not with seqlen^2.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def visible(rows, cols, seqlen_k, diag, win_left, win_right, CHECK_K: tl.constexpr, LOCAL: tl.constexpr):
+    """Boolean mask for query indices ``rows`` against key indices ``cols`` (broadcastable 2-D tensors).
+
+    ``CHECK_K`` adds the key bound (ragged last tile); ``LOCAL`` the causal/window band.
+    """
+    ok = cols >= 0  # all-true of the right shape: a cheap seed that folds away
+    if CHECK_K:
+        ok = ok & (cols < seqlen_k)
+    if LOCAL:
+        pos = rows + diag
+        ok = ok & (cols <= pos + win_right) & (cols >= pos - win_left)
+    return ok
+
+
+@triton.jit
+def _floor_to(x, BLOCK: tl.constexpr):
+    # Callers clamp x >= 0 first, where integer division truncates the way floor does.
+    return (x // BLOCK) * BLOCK
+
+
+@triton.jit
+def key_range(m_start, seqlen_k, diag, win_left, win_right,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, LOCAL: tl.constexpr):
+    """Key tiles for the query tile ``[m_start, m_start + BLOCK_M)``.
+
+    Returns ``(lo, full_lo, full_hi, hi)``: tiles in ``[full_lo, full_hi)`` need no mask, those in
+    ``[lo, full_lo)`` and ``[full_hi, hi)`` do. All but ``hi`` are multiples of ``BLOCK_N``.
+    """
+    even_hi = _floor_to(seqlen_k, BLOCK_N)  # tiles past this one hang over the end of the keys
+    if LOCAL:
+        m_last = m_start + BLOCK_M - 1
+        lo = _floor_to(tl.maximum(m_start + diag - win_left, 0), BLOCK_N)
+        hi = tl.minimum(tl.maximum(m_last + diag + win_right + 1, 0), seqlen_k)
+        # A key tile is fully visible when the last row passes its left edge and the first row its right.
+        full_lo = _floor_to(tl.maximum(m_last + diag - win_left + BLOCK_N - 1, 0), BLOCK_N)
+        full_hi = _floor_to(tl.maximum(m_start + diag + win_right + 1, 0), BLOCK_N)
+        full_lo = tl.minimum(tl.maximum(full_lo, lo), even_hi)
+        full_hi = tl.maximum(tl.minimum(full_hi, even_hi), full_lo)
+        hi = tl.maximum(hi, full_hi)
+    else:
+        lo = 0
+        full_lo = 0
+        full_hi = even_hi
+        hi = seqlen_k
+    return lo, full_lo, full_hi, hi
+
+
+@triton.jit
+def query_range(n_start, seqlen_q, diag, win_left, win_right,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, LOCAL: tl.constexpr):
+    """Query tiles that see the key tile ``[n_start, n_start + BLOCK_N)``, split as in ``key_range``.
+
+    Rows past ``seqlen_q`` need no mask in the backward (their lse is +inf, so p = 0), hence only the band
+    decides which tiles are masked here.
+    """
+    if LOCAL:
+        n_last = n_start + BLOCK_N - 1
+        lo = _floor_to(tl.maximum(n_start - diag - win_right, 0), BLOCK_M)
+        hi = tl.minimum(tl.maximum(n_last - diag + win_left + 1, 0), seqlen_q)
+        full_lo = _floor_to(tl.maximum(n_last - diag - win_right + BLOCK_M - 1, 0), BLOCK_M)
+        full_hi = _floor_to(tl.maximum(n_start - diag + win_left + 1, 0), BLOCK_M)
+        full_lo = tl.minimum(tl.maximum(full_lo, lo), tl.maximum(hi, lo))
+        full_hi = tl.maximum(tl.minimum(full_hi, hi), full_lo)
+        hi = tl.maximum(hi, full_hi)
+    else:
+        lo = 0
+        full_lo = 0
+        full_hi = seqlen_q
+        hi = seqlen_q
+    return lo, full_lo, full_hi, hi

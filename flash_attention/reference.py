@@ -1,0 +1,89 @@
+"""Plain attention: the ground truth the kernels, the CPU path and the benchmarks are checked against.
+
+Everything here materialises the full ``(batch, nheads, seqlen_q, seqlen_k)`` score matrix, so it is meant
+for tests and small sizes only. By default it computes in float64 (``upcast=True``); with ``upcast=False``
+it computes in the inputs' own dtype, which is how the tests measure "the error PyTorch makes in the same
+low precision" that our kernels are allowed to match.
+
+Layout follows FlashAttention: q ``(batch, seqlen_q, nheads, headdim)``, k/v ``(batch, seqlen_k, nheads_k,
+headdim)``; GQA/MQA when ``nheads_k`` divides ``nheads``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+
+__all__ = ["attention_ref", "visibility_mask", "normalize_window"]
+
+
+def normalize_window(causal: bool, window_size: Tuple[int, int]) -> Tuple[int, int]:
+    """Return ``(left, right)`` with causal folded in (right=0); -1 still means unbounded."""
+    left, right = int(window_size[0]), int(window_size[1])
+    if causal:
+        right = 0
+    return left, right
+
+
+def visibility_mask(
+    seqlen_q: int,
+    seqlen_k: int,
+    causal: bool = False,
+    window_size: Tuple[int, int] = (-1, -1),
+    device: torch.device | str = "cpu",
+    key_start: int = 0,
+    key_end: Optional[int] = None,
+) -> torch.Tensor:
+    """Boolean ``(seqlen_q, key_end - key_start)``: True where query i may attend key j.
+
+    The diagonal is aligned to the bottom right, as in FlashAttention 2: query i sits at key position
+    ``i + seqlen_k - seqlen_q`` and sees keys ``[pos - left, pos + right]`` (-1 = unbounded side).
+    ``key_start``/``key_end`` select a slice of the key axis (the CPU path works in key chunks).
+    """
+    left, right = normalize_window(causal, window_size)
+    key_end = seqlen_k if key_end is None else key_end
+    i = torch.arange(seqlen_q, device=device)[:, None]
+    j = torch.arange(key_start, key_end, device=device)[None, :]
+    pos = i + (seqlen_k - seqlen_q)
+    ok = torch.ones(seqlen_q, key_end - key_start, dtype=torch.bool, device=device)
+    if right >= 0:
+        ok &= j <= pos + right
+    if left >= 0:
+        ok &= j >= pos - left
+    return ok
+
+
+def attention_ref(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    softmax_scale: Optional[float] = None,
+    causal: bool = False,
+    window_size: Tuple[int, int] = (-1, -1),
+    upcast: bool = True,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Attention computed the plain way; returns ``(out, lse)``.
+
+    ``out`` has q's layout; it is float64 when ``upcast``, else q's dtype. ``lse`` is float32 ``(batch,
+    nheads, seqlen_q)`` in natural log. A query row that sees no key gives output 0 and lse -inf.
+    """
+    batch, seqlen_q, nheads, headdim = q.shape
+    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(headdim)
+    cdtype = torch.float64 if upcast else q.dtype
+    qc, kc, vc = (t.to(cdtype) for t in (q, k, v))
+    if nheads_k != nheads:
+        group = nheads // nheads_k
+        kc = kc.repeat_interleave(group, dim=2)
+        vc = vc.repeat_interleave(group, dim=2)
+    scores = torch.einsum("bqhd,bkhd->bhqk", qc, kc) * scale
+    visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, device=q.device)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    lse = torch.logsumexp(scores.to(torch.float64 if upcast else torch.float32), dim=-1)
+    probs = torch.softmax(scores, dim=-1)
+    # softmax of an all -inf row is NaN; FlashAttention defines it as 0 (no key contributes).
+    probs = probs.masked_fill(~visible.any(dim=-1)[:, None], 0.0)
+    out = torch.einsum("bhqk,bkhd->bqhd", probs, vc)
+    return out.to(q.dtype if not upcast else cdtype), lse.to(torch.float32)
