@@ -53,7 +53,10 @@ def attention_forward_cpu(
     causal: bool,
     window_size: Tuple[int, int] = (-1, -1),
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Chunked forward; returns ``(out, lse)`` like the Triton kernels (lse float32, natural log)."""
+    """Chunked forward; returns ``(out, lse)`` like the Triton kernels (lse in natural log).
+
+    lse is float32, or float64 for float64 inputs so that the backward of a float64 call stays float64-exact.
+    """
     batch, seqlen_q, nheads, _ = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     ct = _compute_dtype(q.dtype)
@@ -83,7 +86,7 @@ def attention_forward_cpu(
     out = acc / l_safe.unsqueeze(-1)
     lse = torch.where(empty, torch.full_like(l, float("-inf")), m + torch.log(l_safe))
     out = _merge_heads(out).to(q.dtype)
-    return out, lse.reshape(batch, nheads, seqlen_q).to(torch.float32)
+    return out, lse.reshape(batch, nheads, seqlen_q).to(torch.promote_types(ct, torch.float32))
 
 
 def attention_backward_cpu(

@@ -65,8 +65,9 @@ class _FlashAttnFunc(torch.autograd.Function):
         out, lse = fwd(q, k, v, softmax_scale, causal, window_size)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.options = (softmax_scale, causal, window_size, kernels)
-        ctx.mark_non_differentiable(lse)
-        return out, lse
+        lse_out = lse.to(torch.float32)  # the public lse is float32; the CPU path may keep float64 internally
+        ctx.mark_non_differentiable(lse_out)
+        return out, lse_out
 
     @staticmethod
     def backward(ctx, dout, _dlse):

@@ -80,10 +80,13 @@ def attention_ref(
         vc = vc.repeat_interleave(group, dim=2)
     scores = torch.einsum("bqhd,bkhd->bhqk", qc, kc) * scale
     visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, device=q.device)
+    sees_any = visible.any(dim=-1)[:, None]
     scores = scores.masked_fill(~visible, float("-inf"))
+    # A row that sees no key would give softmax NaN (and NaN gradients); FlashAttention defines its output
+    # as 0 and its lse as -inf. Give such rows finite dummy scores, then zero them.
+    scores = scores.masked_fill(~sees_any, 0.0)
     lse = torch.logsumexp(scores.to(torch.float64 if upcast else torch.float32), dim=-1)
-    probs = torch.softmax(scores, dim=-1)
-    # softmax of an all -inf row is NaN; FlashAttention defines it as 0 (no key contributes).
-    probs = probs.masked_fill(~visible.any(dim=-1)[:, None], 0.0)
+    lse = lse.masked_fill(~sees_any[:, 0], float("-inf"))
+    probs = torch.softmax(scores, dim=-1).masked_fill(~sees_any, 0.0)
     out = torch.einsum("bhqk,bkhd->bqhd", probs, vc)
     return out.to(q.dtype if not upcast else cdtype), lse.to(torch.float32)

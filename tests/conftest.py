@@ -1,0 +1,31 @@
+"""Test configuration: without a GPU, Triton kernels run under Triton's interpreter on CPU tensors.
+
+TRITON_INTERPRET must be set before triton is imported, hence here, before any test module imports the package.
+"""
+
+import os
+
+import pytest
+import torch
+
+HAS_CUDA = torch.cuda.is_available()
+if not HAS_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(scope="session")
+def kernel_device() -> str:
+    """Where the Triton kernels run: the GPU when there is one, else CPU tensors through the interpreter."""
+    return "cuda" if HAS_CUDA else "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (the GPU suite runs on the device machine)")
+    for item in items:
+        if "gpu" in item.keywords and not HAS_CUDA:
+            item.add_marker(skip_gpu)

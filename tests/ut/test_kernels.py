@@ -1,0 +1,64 @@
+"""The Triton kernels themselves (forward, dK/dV, dQ) against the float64 reference.
+
+Without a GPU they run under Triton's interpreter on CPU tensors, at small shapes, in float16 and float32
+(the 3.6 interpreter multiplies bfloat16 bit patterns in tl.dot, so bfloat16 is covered by tests/st on the GPU).
+Interpreter tiles are 32x16, so these lengths cross many tile and ragged-edge boundaries.
+"""
+
+import pytest
+import torch
+
+from flash_attention.testing import AttnCase, cases_product, check_case
+
+SEQLENS = [(1, 1), (17, 17), (113, 255), (255, 113), (64, 64), (1, 100), (100, 1)]
+
+
+@pytest.mark.parametrize("case", cases_product(SEQLENS), ids=str)
+def test_seqlens_causal(case, kernel_device):
+    check_case(case, torch.float16, kernel_device)
+
+
+@pytest.mark.parametrize("head_dim", [8, 16, 24, 40, 64, 72, 96, 128, 136, 200, 256])
+@pytest.mark.parametrize("causal", [False, True])
+def test_head_dims(head_dim, causal, kernel_device):
+    check_case(AttnCase(1, 47, 61, 2, 1, head_dim, causal), torch.float16, kernel_device)
+
+
+@pytest.mark.parametrize("heads", [(4, 4), (4, 2), (4, 1), (6, 3)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gqa(heads, causal, kernel_device):
+    check_case(AttnCase(2, 50, 70, heads[0], heads[1], 32, causal), torch.float16, kernel_device)
+
+
+@pytest.mark.parametrize("case", cases_product([(33, 33), (70, 50), (50, 70)], head_dims=(32,)), ids=str)
+def test_float32(case, kernel_device):
+    check_case(case, torch.float32, kernel_device)
+
+
+@pytest.mark.parametrize("case", cases_product([(40, 40), (20, 90), (90, 20)], causals=(False,), head_dims=(32,),
+                                               windows=[(8, 0), (0, 8), (16, 16), (-1, 5), (5, -1), (0, 0)]), ids=str)
+def test_window(case, kernel_device):
+    check_case(case, torch.float16, kernel_device)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_strided_views(causal, kernel_device):
+    """q/k/v as transposes of (batch, heads, seqlen, headdim) storage: no copies, same answer."""
+    check_case(AttnCase(2, 45, 77, 4, 2, 32, causal), torch.float16, kernel_device, layout="bhsd")
+
+
+def test_softmax_scale(kernel_device):
+    check_case(AttnCase(1, 30, 30, 2, 2, 32, True), torch.float16, kernel_device, softmax_scale=0.5)
+
+
+def test_deterministic_backward(kernel_device):
+    """dK/dV and dQ have exclusive writers: two runs agree bit for bit."""
+    from flash_attention.ops import attention_backward, attention_forward
+    from flash_attention.testing import random_inputs
+
+    case = AttnCase(1, 70, 70, 4, 2, 32, True)
+    q, k, v, do = random_inputs(case, torch.float16, kernel_device)
+    out, lse = attention_forward(q, k, v, 32 ** -0.5, True)
+    first = attention_backward(do, q, k, v, out, lse, 32 ** -0.5, True)
+    second = attention_backward(do, q, k, v, out, lse, 32 ** -0.5, True)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
