@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["attention_ref", "visibility_mask", "normalize_window"]
+__all__ = ["attention_ref", "alibi_bias", "visibility_mask", "normalize_window"]
 
 
 def normalize_window(causal: bool, window_size: Tuple[int, int]) -> Tuple[int, int]:
@@ -55,6 +55,18 @@ def visibility_mask(
     return ok
 
 
+def alibi_bias(
+    alibi_slopes: torch.Tensor, batch: int, nheads: int, seqlen_q: int, seqlen_k: int, dtype=torch.float64
+) -> torch.Tensor:
+    """ALiBi score bias ``-slope * |i + seqlen_k - seqlen_q - j|`` of shape ``(batch, nheads, seqlen_q, seqlen_k)``."""
+    slopes = alibi_slopes.to(dtype)
+    slopes = slopes.expand(batch, nheads) if slopes.dim() == 2 else slopes[None, :].expand(batch, nheads)
+    i = torch.arange(seqlen_q, device=slopes.device)[:, None]
+    j = torch.arange(seqlen_k, device=slopes.device)[None, :]
+    dist = (i + seqlen_k - seqlen_q - j).abs().to(dtype)
+    return -slopes[:, :, None, None] * dist
+
+
 def attention_ref(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -63,8 +75,19 @@ def attention_ref(
     causal: bool = False,
     window_size: Tuple[int, int] = (-1, -1),
     upcast: bool = True,
+    softcap: float = 0.0,
+    alibi_slopes: Optional[torch.Tensor] = None,
+    attn_bias: Optional[torch.Tensor] = None,
+    attn_mask: Optional[torch.Tensor] = None,
+    dropout_p: float = 0.0,
+    dropout_keep: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Attention computed the plain way; returns ``(out, lse)``.
+
+    Scores are ``s = q k^T * scale``, then ``softcap * tanh(s / softcap)`` when ``softcap > 0``, plus the ALiBi
+    bias and ``attn_bias``; keys outside the causal/window band or where ``attn_mask`` is False are excluded.
+    With ``dropout_keep`` (boolean ``(batch, nheads, seqlen_q, seqlen_k)``, True = kept) the probabilities are
+    multiplied by ``keep / (1 - dropout_p)`` after the softmax (lse is that of the undropped softmax).
 
     ``out`` has q's layout; it is float64 when ``upcast``, else q's dtype. ``lse`` is float32 ``(batch,
     nheads, seqlen_q)`` in natural log. A query row that sees no key gives output 0 and lse -inf.
@@ -79,14 +102,25 @@ def attention_ref(
         kc = kc.repeat_interleave(group, dim=2)
         vc = vc.repeat_interleave(group, dim=2)
     scores = torch.einsum("bqhd,bkhd->bhqk", qc, kc) * scale
+    if softcap > 0:
+        scores = softcap * torch.tanh(scores / softcap)
+    if alibi_slopes is not None:
+        scores = scores + alibi_bias(alibi_slopes, batch, nheads, seqlen_q, seqlen_k).to(cdtype)
+    if attn_bias is not None:
+        scores = scores + attn_bias.to(cdtype)
     visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, device=q.device)
-    sees_any = visible.any(dim=-1)[:, None]
+    visible = visible.expand(batch, nheads, seqlen_q, seqlen_k)
+    if attn_mask is not None:
+        visible = visible & attn_mask.to(torch.bool)
+    sees_any = visible.any(dim=-1, keepdim=True)
     scores = scores.masked_fill(~visible, float("-inf"))
     # A row that sees no key would give softmax NaN (and NaN gradients); FlashAttention defines its output
     # as 0 and its lse as -inf. Give such rows finite dummy scores, then zero them.
     scores = scores.masked_fill(~sees_any, 0.0)
     lse = torch.logsumexp(scores.to(torch.float64 if upcast else torch.float32), dim=-1)
-    lse = lse.masked_fill(~sees_any[:, 0], float("-inf"))
+    lse = lse.masked_fill(~sees_any[..., 0], float("-inf"))
     probs = torch.softmax(scores, dim=-1).masked_fill(~sees_any, 0.0)
+    if dropout_keep is not None:
+        probs = probs * dropout_keep.to(probs.dtype) / (1.0 - dropout_p)
     out = torch.einsum("bhqk,bkhd->bqhd", probs, vc)
     return out.to(q.dtype if not upcast else cdtype), lse.to(torch.float32)
