@@ -164,14 +164,18 @@ def replace_between_markers(text: str, table: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("csv", type=Path, help="a CSV written by python -m flash_attention.bench")
+    p.add_argument("csv", type=Path, nargs="+",
+                   help="CSVs written by python -m flash_attention.bench (one table per run)")
     p.add_argument("--readme", type=Path, help="replace the table between the perf-table markers of this file")
     args = p.parse_args(argv)
-    rows = load_rows(args.csv)
-    if not group_by_shape(rows):
-        print(f"{args.csv}: no benchmark rows", file=sys.stderr)
-        return 1
-    table = build_table(rows, source=args.csv.as_posix())
+    tables = []
+    for path in args.csv:
+        rows = load_rows(path)
+        if not group_by_shape(rows):
+            print(f"{path}: no benchmark rows", file=sys.stderr)
+            return 1
+        tables.append(build_table(rows, source=path.as_posix()))
+    table = "\n\n".join(tables)
     print(table)
     if args.readme is not None:
         try:

@@ -75,7 +75,7 @@ CSV_COLUMNS = [
     "gpu", "torch", "triton", "cuda", "cudnn", "date",
     "dtype", "B", "H", "Hk", "Sq", "Sk", "D", "causal", "impl",
     "fwd_ms", "fwd_tflops", "bwd_ms", "bwd_tflops", "fwd_bwd_ms",
-    "fwd_frac_matmul", "bwd_frac_matmul", "tb_per_s", "first_call_s",
+    "fwd_frac_matmul", "bwd_frac_matmul", "tb_per_s", "first_call_s", "peak_mem_gib",
     "error", "note",
 ]
 
@@ -539,11 +539,23 @@ def bench_impl(impl: str, shape: Shape, prep: Prepared, warmup_ms: float, rep_ms
                 both_ms = time_ms(prep.fwd_bwd, warmup_ms, rep_ms)
                 bwd_ms = both_ms - rec["fwd_ms"]
                 rec.update(fwd_bwd_ms=both_ms, bwd_ms=bwd_ms, bwd_tflops=tflops(bwd_flops(shape), bwd_ms))
+                rec["peak_mem_gib"] = _peak_memory_gib(prep.fwd_bwd)
             except Exception as exc:
                 rec["error"] = "backward: " + _first_line(exc)
     if notes:
         rec["note"] = "; ".join(notes)
     return rec
+
+
+def _peak_memory_gib(fn: Callable[[], Any]) -> Optional[float]:
+    """Peak device memory (GiB) allocated while ``fn`` runs once, inputs included."""
+    if not torch.cuda.is_available():
+        return None
+    _sync()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    _sync()
+    return torch.cuda.max_memory_allocated() / 2**30
 
 
 def bench_shape(shape: Shape, impls: Sequence[str], warmup_ms: float, rep_ms: float,
@@ -858,6 +870,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--causal", choices=("both", "yes", "no"), default="both", help="which masks to time")
     p.add_argument("--impls", type=_str_list, help=f"subset of {','.join(IMPLS)} (default: all)")
     p.add_argument("--no-long", action="store_true", help=f"skip the B=1 S={LONG_SEQLEN} rows")
+    p.add_argument("--long-only", action="store_true", help=f"time only the B=1 S={LONG_SEQLEN} rows")
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
     p.add_argument("--check-only", action="store_true", help="run the correctness check only")
     p.add_argument("--out", type=Path, help="CSV path (default: benchmarks/results/<gpu>-<date>.csv)")
@@ -884,6 +897,8 @@ def resolve_grid(args: argparse.Namespace) -> Tuple[List[Shape], List[str]]:
         raise SystemExit(f"--impls: unknown {bad}; choose from {', '.join(IMPLS)}")
     causals = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     long = not (args.no_long or args.quick)
+    if args.long_only:
+        seqlens, long = [], True
     return shapes_grid(dtypes, head_dims, seqlens, causals, long), impls
 
 
