@@ -16,6 +16,7 @@ import torch
 import triton
 from triton.testing import do_bench
 
+from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.configs import KernelConfig as C
 from flash_attention.ops.forward import attention_forward
@@ -62,7 +63,7 @@ def main() -> None:
         b, h = 16384 // s, 2048 // d
         torch.manual_seed(0)
         q, k, v, do = (torch.randn(b, s, h, d, device="cuda", dtype=dtype) for _ in range(4))
-        scale = d ** -0.5
+        f = Features(d ** -0.5, causal)
         fl = flops(b, h, s, d, causal)
         # anchors in the same process
         qt, kt, vt = (t.transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
@@ -80,8 +81,8 @@ def main() -> None:
         best_fwd = None
         for cfg in FWD[d]:
             try:
-                o, lse = attention_forward(q, k, v, scale, causal, config=cfg)
-                t = bench(lambda: attention_forward(q, k, v, scale, causal, config=cfg))
+                o, lse = attention_forward(q, k, v, f, config=cfg)
+                t = bench(lambda: attention_forward(q, k, v, f, config=cfg))
             except Exception as e:  # noqa: BLE001 - a config that does not compile is a result too
                 print("fwd", cfg, "failed:", str(e).splitlines()[0][:120])
                 continue
@@ -90,13 +91,13 @@ def main() -> None:
             print(rows[-1], flush=True)
             if best_fwd is None or tf > best_fwd[1]:
                 best_fwd = (cfg, tf)
-        o, lse = attention_forward(q, k, v, scale, causal)
+        o, lse = attention_forward(q, k, v, f)
         dq_default = DQ[d][0]
         best_dkdv = None
         for cfg in DKDV[d]:
             try:
-                attention_backward(do, q, k, v, o, lse, scale, causal, dkdv_config=cfg, dq_config=dq_default)
-                t = bench(lambda: attention_backward(do, q, k, v, o, lse, scale, causal, dkdv_config=cfg,
+                attention_backward(do, q, k, v, o, lse, f, dkdv_config=cfg, dq_config=dq_default)
+                t = bench(lambda: attention_backward(do, q, k, v, o, lse, f, dkdv_config=cfg,
                                                      dq_config=dq_default))
             except Exception as e:  # noqa: BLE001
                 print("dkdv", cfg, "failed:", str(e).splitlines()[0][:120])
@@ -109,8 +110,8 @@ def main() -> None:
         best_dq = None
         for cfg in DQ[d]:
             try:
-                attention_backward(do, q, k, v, o, lse, scale, causal, dkdv_config=best_dkdv[0], dq_config=cfg)
-                t = bench(lambda: attention_backward(do, q, k, v, o, lse, scale, causal, dkdv_config=best_dkdv[0],
+                attention_backward(do, q, k, v, o, lse, f, dkdv_config=best_dkdv[0], dq_config=cfg)
+                t = bench(lambda: attention_backward(do, q, k, v, o, lse, f, dkdv_config=best_dkdv[0],
                                                      dq_config=cfg))
             except Exception as e:  # noqa: BLE001
                 print("dq", cfg, "failed:", str(e).splitlines()[0][:120])

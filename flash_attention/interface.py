@@ -12,15 +12,19 @@ import os
 from typing import Iterator, Optional, Tuple, Union
 
 import torch
+import triton
 
 from . import cpu as _cpu
 from .ops.backward import attention_backward
 from .ops.configs import interpreting
 from .ops.forward import attention_forward
-from .reference import visibility_mask
-from .validation import check_options, check_qkv, check_tensor
+from .features import Features
+from .ops.scores import _dropout_mask_kernel
+from .reference import attention_scores
+from .validation import check_features, check_options, check_qkv, check_tensor
 
 __all__ = [
+    "attention",
     "flash_attn_func",
     "flash_attn_kvpacked_func",
     "flash_attn_qkvpacked_func",
@@ -59,12 +63,13 @@ def _use_kernels(t: torch.Tensor) -> bool:
 
 class _FlashAttnFunc(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, softmax_scale, causal, window_size):
+    def forward(ctx, q, k, v, attn_bias, f: Features):
         kernels = _use_kernels(q)
         fwd = attention_forward if kernels else _cpu.attention_forward_cpu
-        out, lse = fwd(q, k, v, softmax_scale, causal, window_size)
+        out, lse = fwd(q, k, v, f)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.options = (softmax_scale, causal, window_size, kernels)
+        ctx.features, ctx.kernels = f, kernels
+        ctx.bias_shape = None if attn_bias is None else attn_bias.shape
         lse_out = lse.to(torch.float32)  # the public lse is float32; the CPU path may keep float64 internally
         ctx.mark_non_differentiable(lse_out)
         return out, lse_out
@@ -72,32 +77,93 @@ class _FlashAttnFunc(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, _dlse):
         q, k, v, out, lse = ctx.saved_tensors
-        softmax_scale, causal, window_size, kernels = ctx.options
+        f = ctx.features
         if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
             dout = dout.contiguous()
-        bwd = attention_backward if kernels else _cpu.attention_backward_cpu
-        dq, dk, dv = bwd(dout, q, k, v, out, lse, softmax_scale, causal, window_size)
-        return dq, dk, dv, None, None, None
+        bias_grad = ctx.bias_shape is not None and ctx.needs_input_grad[3]
+        bwd = attention_backward if ctx.kernels else _cpu.attention_backward_cpu
+        dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
+        if dbias is not None:
+            dbias = _reduce_to_shape(dbias, ctx.bias_shape).to(f.attn_bias.dtype)
+        return dq, dk, dv, dbias, None
 
 
-def _attention_probs(q, k, lse, softmax_scale, causal, window_size) -> torch.Tensor:
-    """Probabilities ``(batch, nheads, seqlen_q, seqlen_k)`` rebuilt from lse; O(seqlen^2), for tests only."""
-    nheads, nheads_k = q.shape[2], k.shape[2]
-    kk = k.repeat_interleave(nheads // nheads_k, dim=2) if nheads != nheads_k else k
-    s = torch.einsum("bqhd,bkhd->bhqk", q.float(), kk.float()) * softmax_scale
-    visible = visibility_mask(q.shape[1], k.shape[1], causal, window_size, q.device)
+def _reduce_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum a full ``(batch, nheads, seqlen_q, seqlen_k)`` gradient over the dimensions ``shape`` broadcast."""
+    lead = grad.dim() - len(shape)
+    grad = grad.sum(dim=tuple(range(lead))) if lead else grad
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+def _dropout_keep(q: torch.Tensor, k: torch.Tensor, f: Features, kernels: bool) -> torch.Tensor:
+    """The exact keep pattern a call used, ``(batch, nheads, seqlen_q, seqlen_k)`` bool (tests only)."""
+    batch, seqlen_q, nheads, _ = q.shape
+    seqlen_k = k.shape[1]
+    if not kernels:
+        return _cpu.dropout_keep(f, batch, nheads, seqlen_q, seqlen_k).to(q.device)
+    keep = torch.empty(batch, nheads, seqlen_q, seqlen_k, device=q.device, dtype=torch.int8)
+    if keep.numel():
+        _dropout_mask_kernel[(triton.cdiv(seqlen_q, 16), nheads, batch)](
+            keep, nheads, seqlen_q, seqlen_k, f.seed, f.offset, f.dropout_p, BLOCK_M=16, BLOCK_N=64)
+    return keep.bool()
+
+
+def _attention_probs(q, k, lse, f: Features, kernels: bool) -> torch.Tensor:
+    """``S_dmask``: probabilities ``(batch, nheads, seqlen_q, seqlen_k)`` rebuilt from lse, with the entries
+    dropout removed negated (FlashAttention's convention). O(seqlen^2) memory: for tests only."""
+    scores, _, _ = attention_scores(q, k, f.softmax_scale, f.causal, f.window_size, f.softcap, f.alibi_slopes,
+                                    f.attn_bias, f.attn_mask, torch.float32, window_block=f.window_block)
     lse_use = torch.where(torch.isneginf(lse), torch.full_like(lse, float("inf")), lse)
-    p = torch.exp(s - lse_use.unsqueeze(-1))
-    return p.masked_fill(~visible, 0.0).to(q.dtype)
+    p = torch.exp(scores - lse_use.unsqueeze(-1))
+    if f.dropout_p > 0:
+        p = torch.where(_dropout_keep(q, k, f, kernels), p, -p)
+    return p.to(q.dtype)
 
 
-def _not_yet(dropout_p: float, softcap: float, alibi_slopes: Optional[torch.Tensor]) -> None:
-    if dropout_p > 0.0:
-        raise NotImplementedError("dropout_p > 0 is not implemented yet")
-    if softcap != 0.0:
-        raise NotImplementedError("softcap is not implemented yet")
-    if alibi_slopes is not None:
-        raise NotImplementedError("alibi_slopes is not implemented yet")
+def _new_dropout_seed() -> Tuple[int, int]:
+    """Seed and Philox offset drawn from torch's default generator: reproducible under ``torch.manual_seed``."""
+    seed, offset = torch.randint(0, 2**62, (2,), dtype=torch.int64).tolist()
+    return seed, offset
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dropout_p: float = 0.0,
+    softmax_scale: Optional[float] = None,
+    causal: bool = False,
+    window_size: Tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Optional[torch.Tensor] = None,
+    attn_bias: Optional[torch.Tensor] = None,
+    attn_mask: Optional[torch.Tensor] = None,
+    return_attn_probs: bool = False,
+    window_block: int = 1,
+):
+    """Every option in one call (``flash_attn_func`` and the seed's layer are thin wrappers over it).
+
+    ``window_block`` (a power of two) makes ``window_size`` count blocks of that many keys instead of keys:
+    the seed layer's local block-sparse attention.
+    """
+    check_qkv(q, k, v)
+    scale, window = check_options(softmax_scale, window_size, dropout_p, q.shape[-1])
+    check_features(q, k, softcap, alibi_slopes, attn_bias, attn_mask)
+    if window_block < 1 or window_block & (window_block - 1):
+        raise ValueError(f"window_block must be a power of two >= 1, got {window_block}")
+    if window_block > 1 and q.shape[1] != k.shape[1]:
+        raise ValueError("block-granular windows need seqlen_q == seqlen_k, got "
+                         f"{q.shape[1]} and {k.shape[1]}")
+    seed, offset = _new_dropout_seed() if dropout_p > 0 else (0, 0)
+    f = Features(scale, bool(causal), window, float(softcap), alibi_slopes, attn_bias, attn_mask, float(dropout_p),
+                 seed, offset, int(window_block))
+    out, lse = _FlashAttnFunc.apply(q, k, v, attn_bias, f)
+    if not return_attn_probs:
+        return out
+    with torch.no_grad():
+        probs = _attention_probs(q, k, lse, f, _use_kernels(q))
+    return out, lse, probs
 
 
 def flash_attn_func(
@@ -112,6 +178,9 @@ def flash_attn_func(
     alibi_slopes: Optional[torch.Tensor] = None,
     deterministic: bool = False,
     return_attn_probs: bool = False,
+    *,
+    attn_bias: Optional[torch.Tensor] = None,
+    attn_mask: Optional[torch.Tensor] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Exact attention ``softmax(q k^T * scale) v`` without materialising the score matrix.
 
@@ -119,27 +188,26 @@ def flash_attn_func(
         q: ``(batch, seqlen_q, nheads, headdim)``, float16/bfloat16 (float32 also accepted; float64 on CPU).
         k, v: ``(batch, seqlen_k, nheads_k, headdim)``; ``nheads`` must be a multiple of ``nheads_k``
             (GQA/MQA: query head ``h`` uses kv head ``h // (nheads // nheads_k)``).
-        dropout_p: dropout probability on the attention weights.
+        dropout_p: dropout probability on the attention weights (Philox in-kernel, seeded from torch's
+            generator, so ``torch.manual_seed`` reproduces a run; nothing of size seqlen^2 is stored).
         softmax_scale: defaults to ``1 / sqrt(headdim)``.
         causal: query ``i`` sees key ``j`` iff ``j <= i + seqlen_k - seqlen_q`` (bottom-right aligned).
-        window_size: ``(left, right)`` sliding window around that diagonal; -1 leaves a side unbounded.
-        softcap, alibi_slopes: score soft-capping and ALiBi bias.
+        window_size: ``(left, right)``: query ``i`` sees keys ``i + d - left .. i + d + right`` with
+            ``d = seqlen_k - seqlen_q``; -1 leaves a side unbounded. Tiles outside the band are skipped.
+        softcap: if > 0, scores become ``softcap * tanh(scores / softcap)`` before bias and masking.
+        alibi_slopes: float32 ``(nheads,)`` or ``(batch, nheads)``; adds ``-slope * |i + d - j|``.
         deterministic: accepted for compatibility; the backward is always deterministic (no atomics).
         return_attn_probs: also return ``softmax_lse`` (float32 ``(batch, nheads, seqlen_q)``, natural log)
-            and the attention probabilities (O(seqlen^2) memory: for tests only).
+            and ``S_dmask``, the probabilities with dropped entries negated (O(seqlen^2): for tests only).
+        attn_bias: additive float bias broadcastable to ``(batch, nheads, seqlen_q, seqlen_k)``; if it
+            requires grad, its gradient is computed (reduced to its own shape).
+        attn_mask: bool, broadcastable like ``attn_bias``; True = may attend (as in PyTorch SDPA).
 
     Rows that see no key give output 0 and lse ``-inf``. Any strides are accepted as long as the last
     dimension is contiguous; no copy of q/k/v is made.
     """
-    check_qkv(q, k, v)
-    scale, window = check_options(softmax_scale, window_size, dropout_p, q.shape[-1])
-    _not_yet(dropout_p, softcap, alibi_slopes)
-    out, lse = _FlashAttnFunc.apply(q, k, v, scale, bool(causal), window)
-    if not return_attn_probs:
-        return out
-    with torch.no_grad():
-        probs = _attention_probs(q, k, lse, scale, bool(causal), window)
-    return out, lse, probs
+    return attention(q, k, v, dropout_p, softmax_scale, causal, window_size, softcap, alibi_slopes, attn_bias,
+                     attn_mask, return_attn_probs)
 
 
 def flash_attn_qkvpacked_func(

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["attention_ref", "alibi_bias", "visibility_mask", "normalize_window"]
+__all__ = ["attention_ref", "attention_scores", "alibi_bias", "visibility_mask", "normalize_window"]
 
 
 def normalize_window(causal: bool, window_size: Tuple[int, int]) -> Tuple[int, int]:
@@ -35,12 +35,16 @@ def visibility_mask(
     device: torch.device | str = "cpu",
     key_start: int = 0,
     key_end: Optional[int] = None,
+    window_block: int = 1,
 ) -> torch.Tensor:
     """Boolean ``(seqlen_q, key_end - key_start)``: True where query i may attend key j.
 
     The diagonal is aligned to the bottom right, as in FlashAttention 2: query i sits at key position
     ``i + seqlen_k - seqlen_q`` and sees keys ``[pos - left, pos + right]`` (-1 = unbounded side).
     ``key_start``/``key_end`` select a slice of the key axis (the CPU path works in key chunks).
+
+    ``window_block > 1`` makes the window block-granular (the seed layer's local block-sparse attention): with
+    ``g = window_block``, query position ``pos`` sees keys of blocks ``pos // g - left .. pos // g + right``.
     """
     left, right = normalize_window(causal, window_size)
     key_end = seqlen_k if key_end is None else key_end
@@ -48,23 +52,72 @@ def visibility_mask(
     j = torch.arange(key_start, key_end, device=device)[None, :]
     pos = i + (seqlen_k - seqlen_q)
     ok = torch.ones(seqlen_q, key_end - key_start, dtype=torch.bool, device=device)
+    g = window_block
+    qb = torch.div(pos, g, rounding_mode="floor")
     if right >= 0:
-        ok &= j <= pos + right
+        ok &= j < (qb + right + 1) * g
     if left >= 0:
-        ok &= j >= pos - left
+        ok &= j >= (qb - left) * g
     return ok
 
 
 def alibi_bias(
-    alibi_slopes: torch.Tensor, batch: int, nheads: int, seqlen_q: int, seqlen_k: int, dtype=torch.float64
+    alibi_slopes: torch.Tensor, batch: int, nheads: int, seqlen_q: int, seqlen_k: int, dtype=torch.float64,
+    key_start: int = 0, key_end: Optional[int] = None,
 ) -> torch.Tensor:
-    """ALiBi score bias ``-slope * |i + seqlen_k - seqlen_q - j|`` of shape ``(batch, nheads, seqlen_q, seqlen_k)``."""
+    """ALiBi score bias ``-slope * |i + seqlen_k - seqlen_q - j|``, ``(batch, nheads, seqlen_q, key_end - key_start)``."""
+    key_end = seqlen_k if key_end is None else key_end
     slopes = alibi_slopes.to(dtype)
     slopes = slopes.expand(batch, nheads) if slopes.dim() == 2 else slopes[None, :].expand(batch, nheads)
     i = torch.arange(seqlen_q, device=slopes.device)[:, None]
-    j = torch.arange(seqlen_k, device=slopes.device)[None, :]
+    j = torch.arange(key_start, key_end, device=slopes.device)[None, :]
     dist = (i + seqlen_k - seqlen_q - j).abs().to(dtype)
     return -slopes[:, :, None, None] * dist
+
+
+def attention_scores(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    softmax_scale: float,
+    causal: bool = False,
+    window_size: Tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Optional[torch.Tensor] = None,
+    attn_bias: Optional[torch.Tensor] = None,
+    attn_mask: Optional[torch.Tensor] = None,
+    dtype: torch.dtype = torch.float64,
+    key_start: int = 0,
+    seqlen_k: Optional[int] = None,
+    window_block: int = 1,
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """The score matrix ``(batch, nheads, seqlen_q, n_keys)`` with every feature applied, in ``dtype``.
+
+    ``k`` may be a slice of the keys starting at ``key_start`` of a sequence of ``seqlen_k`` keys (the CPU path
+    works in chunks); ``attn_bias``/``attn_mask`` are given for the whole sequence. Returns ``(scores, visible,
+    tanh)``: scores are -inf where not visible; ``tanh`` is the softcap's tanh (for its derivative) or None.
+    """
+    batch, seqlen_q, nheads, _ = q.shape
+    n_keys, nheads_k = k.shape[1], k.shape[2]
+    seqlen_k = n_keys if seqlen_k is None else seqlen_k
+    key_end = key_start + n_keys
+    kc = k.to(dtype)
+    if nheads_k != nheads:
+        kc = kc.repeat_interleave(nheads // nheads_k, dim=2)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q.to(dtype), kc) * softmax_scale
+    tanh = None
+    if softcap > 0:
+        tanh = torch.tanh(scores / softcap)
+        scores = softcap * tanh
+    if alibi_slopes is not None:
+        scores = scores + alibi_bias(alibi_slopes, batch, nheads, seqlen_q, seqlen_k, dtype, key_start, key_end)
+    if attn_bias is not None:
+        bias = attn_bias.expand(batch, nheads, seqlen_q, seqlen_k)[..., key_start:key_end]
+        scores = scores + bias.to(dtype)
+    visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, q.device, key_start, key_end, window_block)
+    visible = visible.expand(batch, nheads, seqlen_q, n_keys)
+    if attn_mask is not None:
+        visible = visible & attn_mask.expand(batch, nheads, seqlen_q, seqlen_k)[..., key_start:key_end].to(torch.bool)
+    return scores.masked_fill(~visible, float("-inf")), visible, tanh
 
 
 def attention_ref(
@@ -81,6 +134,7 @@ def attention_ref(
     attn_mask: Optional[torch.Tensor] = None,
     dropout_p: float = 0.0,
     dropout_keep: Optional[torch.Tensor] = None,
+    window_block: int = 1,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Attention computed the plain way; returns ``(out, lse)``.
 
@@ -92,28 +146,16 @@ def attention_ref(
     ``out`` has q's layout; it is float64 when ``upcast``, else q's dtype. ``lse`` is float32 ``(batch,
     nheads, seqlen_q)`` in natural log. A query row that sees no key gives output 0 and lse -inf.
     """
-    batch, seqlen_q, nheads, headdim = q.shape
-    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    headdim = q.shape[-1]
+    nheads, nheads_k = q.shape[2], k.shape[2]
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(headdim)
     cdtype = torch.float64 if upcast else q.dtype
-    qc, kc, vc = (t.to(cdtype) for t in (q, k, v))
+    scores, visible, _ = attention_scores(q, k, scale, causal, window_size, softcap, alibi_slopes, attn_bias,
+                                          attn_mask, cdtype, window_block=window_block)
+    vc = v.to(cdtype)
     if nheads_k != nheads:
-        group = nheads // nheads_k
-        kc = kc.repeat_interleave(group, dim=2)
-        vc = vc.repeat_interleave(group, dim=2)
-    scores = torch.einsum("bqhd,bkhd->bhqk", qc, kc) * scale
-    if softcap > 0:
-        scores = softcap * torch.tanh(scores / softcap)
-    if alibi_slopes is not None:
-        scores = scores + alibi_bias(alibi_slopes, batch, nheads, seqlen_q, seqlen_k).to(cdtype)
-    if attn_bias is not None:
-        scores = scores + attn_bias.to(cdtype)
-    visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, device=q.device)
-    visible = visible.expand(batch, nheads, seqlen_q, seqlen_k)
-    if attn_mask is not None:
-        visible = visible & attn_mask.to(torch.bool)
+        vc = vc.repeat_interleave(nheads // nheads_k, dim=2)
     sees_any = visible.any(dim=-1, keepdim=True)
-    scores = scores.masked_fill(~visible, float("-inf"))
     # A row that sees no key would give softmax NaN (and NaN gradients); FlashAttention defines its output
     # as 0 and its lse as -inf. Give such rows finite dummy scores, then zero them.
     scores = scores.masked_fill(~sees_any, 0.0)

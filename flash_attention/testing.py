@@ -28,11 +28,18 @@ class AttnCase:
     head_dim: int
     causal: bool = False
     window_size: Tuple[int, int] = (-1, -1)
+    softcap: float = 0.0
+    alibi: str = ""  # "", "heads" (nheads,) or "batch" (batch, nheads)
+    bias: str = ""  # "", "full" (b, h, sq, sk), "broadcast" (1, h, 1, sk) or "grad" (full, requires grad)
+    mask: str = ""  # "", "full" (b, 1, sq, sk) random keep, "rows" (some query rows see nothing)
+    dropout_p: float = 0.0
 
     def __str__(self) -> str:
         w = "" if self.window_size == (-1, -1) else f"-w{self.window_size[0]}_{self.window_size[1]}"
+        extra = "".join(f"-{name}{getattr(self, name)}" for name in ("softcap", "alibi", "bias", "mask", "dropout_p")
+                        if getattr(self, name))
         return (f"b{self.batch}-q{self.seqlen_q}-k{self.seqlen_k}-h{self.nheads}_{self.nheads_k}-d{self.head_dim}"
-                f"{'-causal' if self.causal else ''}{w}")
+                f"{'-causal' if self.causal else ''}{w}{extra}")
 
 
 def random_inputs(case: AttnCase, dtype: torch.dtype, device, layout: str = "bshd", seed: Optional[int] = None):
@@ -41,11 +48,7 @@ def random_inputs(case: AttnCase, dtype: torch.dtype, device, layout: str = "bsh
     ``layout="bhsd"`` returns the same shapes as transposed views of ``(batch, heads, seqlen, headdim)``
     storage, so the kernels see non-trivial strides.
     """
-    g = torch.Generator(device="cpu")
-    if seed is not None:
-        g.manual_seed(seed)
-    else:
-        g.seed()
+    g = _generator(seed)
 
     def make(s, h):
         if layout == "bhsd":
@@ -57,25 +60,78 @@ def random_inputs(case: AttnCase, dtype: torch.dtype, device, layout: str = "bsh
             make(case.seqlen_k, case.nheads_k), make(case.seqlen_q, case.nheads))
 
 
-def low_precision_reference(q, k, v, dout, case: AttnCase, softmax_scale=None, grads=True):
+def _generator(seed: Optional[int]) -> torch.Generator:
+    g = torch.Generator(device="cpu")
+    if seed is not None:
+        g.manual_seed(seed)
+    else:
+        g.seed()
+    return g
+
+
+def feature_inputs(case: AttnCase, dtype: torch.dtype, device, seed: Optional[int] = None) -> Dict[str, object]:
+    """The case's extra arguments (softcap, alibi_slopes, attn_bias, attn_mask, dropout_p), freshly drawn."""
+    g = _generator(seed)
+    b, h, sq, sk = case.batch, case.nheads, case.seqlen_q, case.seqlen_k
+    kw: Dict[str, object] = {}
+    if case.softcap:
+        kw["softcap"] = case.softcap
+    if case.alibi:
+        shape = (h,) if case.alibi == "heads" else (b, h)
+        kw["alibi_slopes"] = (torch.rand(shape, generator=g) * 0.3 + 0.01).to(device)
+    if case.bias:
+        shape = (1, h, 1, sk) if case.bias == "broadcast" else (b, h, sq, sk)
+        kw["attn_bias"] = torch.randn(shape, generator=g).to(device=device, dtype=dtype)
+        if case.bias == "grad":
+            kw["attn_bias"].requires_grad_()
+    if case.mask:
+        keep = torch.rand(b, 1, sq, sk, generator=g) > 0.3
+        if case.mask == "rows":
+            keep[:, :, ::3] = False  # every third query row sees nothing: output 0, lse -inf
+        kw["attn_mask"] = keep.to(device)
+    if case.dropout_p:
+        kw["dropout_p"] = case.dropout_p
+    return kw
+
+
+def _ref_kwargs(case: AttnCase, kw: Dict[str, object], keep: Optional[torch.Tensor]) -> Dict[str, object]:
+    ref = {name: kw[name] for name in ("softcap", "alibi_slopes", "attn_mask") if name in kw}
+    if keep is not None:
+        ref.update(dropout_p=case.dropout_p, dropout_keep=keep)
+    return ref
+
+
+def low_precision_reference(q, k, v, dout, case: AttnCase, softmax_scale=None, grads=True, kw=None, keep=None):
     """PyTorch's attention computed in the inputs' own dtype (the error budget), plus its gradients."""
+    kw = kw or {}
     leaves = [t.detach().clone().requires_grad_(grads) for t in (q, k, v)]
+    bias = kw.get("attn_bias")
+    if bias is not None:
+        bias = bias.detach().clone().requires_grad_(grads and case.bias == "grad")
     out, lse = attention_ref(*leaves, softmax_scale=softmax_scale, causal=case.causal,
-                             window_size=case.window_size, upcast=False)
-    dq = dk = dv = None
+                             window_size=case.window_size, upcast=False, attn_bias=bias,
+                             **_ref_kwargs(case, kw, keep))
+    result = [out.detach(), lse, None, None, None, None]
     if grads:
-        dq, dk, dv = torch.autograd.grad(out, leaves, dout)
-    return out.detach(), lse, dq, dk, dv
+        inputs = leaves + ([bias] if case.bias == "grad" else [])
+        result[2:2 + len(inputs)] = torch.autograd.grad(out, inputs, dout)
+    return result
 
 
-def float64_reference(q, k, v, dout, case: AttnCase, softmax_scale=None, grads=True):
+def float64_reference(q, k, v, dout, case: AttnCase, softmax_scale=None, grads=True, kw=None, keep=None):
+    kw = kw or {}
     leaves = [t.detach().to(torch.float64).requires_grad_(grads) for t in (q, k, v)]
+    bias = kw.get("attn_bias")
+    if bias is not None:
+        bias = bias.detach().to(torch.float64).requires_grad_(grads and case.bias == "grad")
     out, lse = attention_ref(*leaves, softmax_scale=softmax_scale, causal=case.causal,
-                             window_size=case.window_size, upcast=True)
-    dq = dk = dv = None
+                             window_size=case.window_size, upcast=True, attn_bias=bias,
+                             **_ref_kwargs(case, kw, keep))
+    result = [out.detach(), lse, None, None, None, None]
     if grads:
-        dq, dk, dv = torch.autograd.grad(out, leaves, dout.to(torch.float64))
-    return out.detach(), lse, dq, dk, dv
+        inputs = leaves + ([bias] if case.bias == "grad" else [])
+        result[2:2 + len(inputs)] = torch.autograd.grad(out, inputs, dout.to(torch.float64))
+    return result
 
 
 def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, low: torch.Tensor, slack: float) -> Dict[str, float]:
@@ -122,34 +178,47 @@ def check_case(
 ) -> Dict[str, Dict[str, float]]:
     """Run the Triton kernels directly (outputs preallocated and poisoned) and check them against float64.
 
-    On CPU tensors this needs Triton's interpreter. Returns the measured errors per tensor.
+    On CPU tensors this needs Triton's interpreter. Returns the measured errors per tensor. Dropout cases go
+    through ``check_api`` (they need the public function to rebuild the keep pattern).
     """
+    from .features import Features
     from .ops.backward import attention_backward
     from .ops.forward import attention_forward
 
     q, k, v, dout = random_inputs(case, dtype, device, layout)
+    kw = feature_inputs(case, dtype, device)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(case.head_dim)
     slack = default_slack(dtype) if slack is None else slack
+    f = Features(scale, case.causal, case.window_size, float(case.softcap), kw.get("alibi_slopes"),
+                 kw.get("attn_bias"), kw.get("attn_mask"))
     out = _poisoned(q)
     lse = torch.full((case.batch, case.nheads, case.seqlen_q), float("nan"), device=q.device)
-    out, lse = attention_forward(q, k, v, scale, case.causal, case.window_size, out=out, lse=lse)
-    ref = float64_reference(q, k, v, dout, case, scale, grads=backward)
-    low = low_precision_reference(q, k, v, dout, case, scale, grads=backward)
+    out, lse = attention_forward(q, k, v, f, out=out, lse=lse)
+    ref = float64_reference(q, k, v, dout, case, scale, grads=backward, kw=kw)
+    low = low_precision_reference(q, k, v, dout, case, scale, grads=backward, kw=kw)
     errors = {"out": compare("out", out, ref[0], low[0], slack)}
-    # lse: -inf exactly where the reference has it; elsewhere finite and close.
-    ref_lse = ref[1].to(lse.device)
+    _check_lse(lse, ref[1])
+    if backward:
+        grads = tuple(_poisoned(t) for t in (q, k, v))
+        dq, dk, dv, dbias = attention_backward(dout, q, k, v, out, lse, f, bias_grad=case.bias == "grad",
+                                               grads=grads)
+        named = [("dq", dq, ref[2], low[2]), ("dk", dk, ref[3], low[3]), ("dv", dv, ref[4], low[4])]
+        if case.bias == "grad":
+            named.append(("dbias", dbias, ref[5], low[5]))
+        for name, ours, r, lo in named:
+            errors[name] = compare(name, ours, r, lo, slack)
+    return errors
+
+
+def _check_lse(lse: torch.Tensor, ref_lse: torch.Tensor) -> None:
+    """lse: -inf exactly where the reference has it; elsewhere finite and close."""
+    ref_lse = ref_lse.to(lse.device)
     assert not torch.isnan(lse).any(), "lse: NaN (unwritten or invalid)"
     assert torch.equal(torch.isneginf(lse), torch.isneginf(ref_lse)), "lse: -inf rows differ from the reference"
     finite = torch.isfinite(ref_lse)
     if finite.any():
         lse_err = (lse[finite].double() - ref_lse[finite].double()).abs().max().item()
         assert lse_err <= 1e-3 * max(1.0, ref_lse[finite].abs().max().item()), f"lse: error {lse_err:.3e}"
-    if backward:
-        grads = tuple(_poisoned(t) for t in (q, k, v))
-        dq, dk, dv = attention_backward(dout, q, k, v, out, lse, scale, case.causal, case.window_size, grads=grads)
-        for name, ours, r, lo in (("dq", dq, ref[2], low[2]), ("dk", dk, ref[3], low[3]), ("dv", dv, ref[4], low[4])):
-            errors[name] = compare(name, ours, r, lo, slack)
-    return errors
 
 
 def check_api(
@@ -161,23 +230,40 @@ def check_api(
     slack: Optional[float] = None,
     **kwargs,
 ) -> Dict[str, Dict[str, float]]:
-    """Check a public function ``fn(q, k, v, causal=..., window_size=..., **kwargs)`` through autograd."""
+    """Check a public function ``fn(q, k, v, causal=..., window_size=..., **features)`` through autograd.
+
+    With dropout, ``fn`` must accept ``return_attn_probs=True``: the returned ``S_dmask`` gives the keep
+    pattern the reference then applies, so the comparison is exact, not statistical.
+    """
     q, k, v, dout = random_inputs(case, dtype, device, layout)
+    kw = feature_inputs(case, dtype, device)
     slack = default_slack(dtype) if slack is None else slack
     leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-    out = fn(*leaves, causal=case.causal, window_size=case.window_size, **kwargs)
-    dq, dk, dv = torch.autograd.grad(out, leaves, dout)
+    inputs = leaves + ([kw["attn_bias"]] if case.bias == "grad" else [])
+    call_kw = dict(kw)
+    call_kw.update(kwargs)
+    keep = None
+    if case.dropout_p:
+        out, lse, s_dmask = fn(*leaves, causal=case.causal, window_size=case.window_size, return_attn_probs=True,
+                               **call_kw)
+        keep = ~(s_dmask < 0)
+    else:
+        out = fn(*leaves, causal=case.causal, window_size=case.window_size, **call_kw)
+    grads = torch.autograd.grad(out, inputs, dout)
     scale = kwargs.get("softmax_scale")
-    ref = float64_reference(q, k, v, dout, case, scale)
-    low = low_precision_reference(q, k, v, dout, case, scale)
+    ref = float64_reference(q, k, v, dout, case, scale, kw=kw, keep=keep)
+    low = low_precision_reference(q, k, v, dout, case, scale, kw=kw, keep=keep)
     errors = {"out": compare("out", out, ref[0], low[0], slack)}
-    for name, ours, r, lo in (("dq", dq, ref[2], low[2]), ("dk", dk, ref[3], low[3]), ("dv", dv, ref[4], low[4])):
-        errors[name] = compare(name, ours, r, lo, slack)
+    if case.dropout_p:
+        _check_lse(lse, ref[1])
+    names = ("dq", "dk", "dv", "dbias")
+    for i, ours in enumerate(grads):
+        errors[names[i]] = compare(names[i], ours, ref[2 + i], low[2 + i], slack)
     return errors
 
 
 def cases_product(seqlens: Sequence[Tuple[int, int]], causals=(False, True), heads=((4, 2),), head_dims=(64,),
-                  batch: int = 2, windows=((-1, -1),)):
+                  batch: int = 2, windows=((-1, -1),), **features):
     """All combinations as a list of ``AttnCase`` (for ``pytest.mark.parametrize``)."""
-    return [AttnCase(batch, sq, sk, h, hk, d, c, w)
+    return [AttnCase(batch, sq, sk, h, hk, d, c, w, **features)
             for (sq, sk) in seqlens for c in causals for (h, hk) in heads for d in head_dims for w in windows]

@@ -76,3 +76,47 @@ def check_options(
     if not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be a float in [0, 1), got {dropout_p!r}")
     return float(softmax_scale), (int(left), int(right))
+
+
+def check_features(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    softcap: float,
+    alibi_slopes: Optional[torch.Tensor],
+    attn_bias: Optional[torch.Tensor],
+    attn_mask: Optional[torch.Tensor],
+) -> None:
+    """Softcap, ALiBi slopes, additive bias and boolean mask against the shapes of q and k."""
+    batch, seqlen_q, nheads, _ = q.shape
+    seqlen_k = k.shape[1]
+    if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or not softcap >= 0:
+        raise ValueError(f"softcap must be a float >= 0 (0 disables it), got {softcap!r}")
+    if alibi_slopes is not None:
+        if not isinstance(alibi_slopes, torch.Tensor):
+            raise TypeError(f"alibi_slopes must be a torch.Tensor, got {type(alibi_slopes).__name__}")
+        if alibi_slopes.dtype != torch.float32:
+            raise TypeError(f"alibi_slopes must be float32, got {alibi_slopes.dtype}")
+        if tuple(alibi_slopes.shape) not in ((nheads,), (batch, nheads)):
+            raise ValueError(f"alibi_slopes must have shape (nheads,) = ({nheads},) or (batch, nheads) = "
+                             f"({batch}, {nheads}), got {tuple(alibi_slopes.shape)}")
+        if alibi_slopes.device != q.device:
+            raise ValueError(f"alibi_slopes must be on {q.device}, got {alibi_slopes.device}")
+    target = (batch, nheads, seqlen_q, seqlen_k)
+    for name, t, kinds in (("attn_bias", attn_bias, "float"), ("attn_mask", attn_mask, "bool")):
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if kinds == "bool" and t.dtype != torch.bool:
+            raise TypeError(f"attn_mask must be a bool tensor (True = may attend), got {t.dtype}")
+        if kinds == "float" and not t.dtype.is_floating_point:
+            raise TypeError(f"attn_bias must be a floating-point tensor, got {t.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{name} must be on {q.device}, got {t.device}")
+        try:
+            ok = t.dim() <= 4 and torch.broadcast_shapes(t.shape, target) == target
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} must broadcast to (batch, nheads, seqlen_q, seqlen_k) = {target}, "
+                             f"got {tuple(t.shape)}")

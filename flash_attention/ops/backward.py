@@ -20,9 +20,11 @@ import torch
 import triton
 import triton.language as tl
 
+from ..features import Features
 from .configs import KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
-from .forward import LOG2E, window_bounds
+from .forward import LOG2E, feature_args, window_bounds
 from .masks import key_range, query_range, visible
+from .scores import dropout_keep, score_log2, user_mask
 
 
 @triton.jit
@@ -53,14 +55,22 @@ def _attn_bwd_preprocess_kernel(
 
 @triton.jit
 def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm, stride_dom,
-                start_m, end_m, offs_n, offs_d, seqlen_q, diag, win_left, win_right, qk_scale,
-                HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr,
+                start_m, end_m, offs_n, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
+                dropout_p, dropout_scale, seed, philox_base,
+                HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
+                WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
+                MASK: tl.constexpr, DROPOUT: tl.constexpr,
                 EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
-    """Accumulate one key tile's dK/dV over the query tiles ``[start_m, end_m)`` of one query head."""
+    """Accumulate one key tile's dK/dV over the query tiles ``[start_m, end_m)`` of one query head.
+
+    Tiles here are transposed (keys x queries), so the shared helpers get ``rows``/``cols`` as column/row vectors.
+    """
     offs_m0 = tl.arange(0, BLOCK_M)
     qt_ptrs = q_base + start_m.to(tl.int64) * stride_qm + (offs_m0[None, :] * stride_qm + offs_d[:, None])
     do_ptrs = do_base + start_m.to(tl.int64) * stride_dom + (offs_m0[:, None] * stride_dom + offs_d[None, :])
     d_ok = offs_d < HEAD_DIM
+    rows_k = offs_n[:, None]
     for start in tl.range(start_m, end_m, BLOCK_M):
         offs_m = start + offs_m0
         m_ok = offs_m < seqlen_q
@@ -78,13 +88,30 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
             lse2 = tl.load(lse2_base + offs_m, mask=m_ok, other=float("inf"))
             delta = tl.load(delta_base + offs_m, mask=m_ok, other=0.0)
         qkt = tl.dot(k, qt, input_precision=DOT_PREC)
-        pt = tl.math.exp2(qkt * qk_scale - lse2[None, :])
+        if SOFTCAP or ALIBI or BIAS:
+            st, tt = score_log2(qkt, offs_m[None, :], rows_k, seqlen_q, seqlen_k, diag, qk_scale,
+                                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                SOFTCAP, ALIBI, BIAS)
+            pt = tl.math.exp2(st - lse2[None, :])
+        else:
+            pt = tl.math.exp2(qkt * qk_scale - lse2[None, :])
         if MASKED:
-            ok = visible(offs_m[None, :], offs_n[:, None], 0, diag, win_left, win_right, False, True)
+            ok = visible(offs_m[None, :], rows_k, seqlen_k, diag, win_left, win_right, False, LOCAL, WIN_BLOCK)
+            if MASK:
+                ok = ok & user_mask(offs_m[None, :], rows_k, seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn)
             pt = tl.where(ok, pt, 0.0)
-        dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=DOT_PREC)
         dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
+        if DROPOUT:
+            # O = (P * Z) V with Z = keep / (1 - p): dV sees P * Z, and dP = (dO V^T) * Z.
+            keep = dropout_keep(offs_m[None, :], rows_k, seqlen_k, seed, philox_base, dropout_p)
+            pdt = tl.where(keep, pt * dropout_scale, 0.0)
+            dpt = tl.where(keep, dpt * dropout_scale, 0.0)
+        else:
+            pdt = pt
+        dv = tl.dot(pdt.to(do.dtype), do, dv, input_precision=DOT_PREC)
         dst = pt * (dpt - delta[None, :])
+        if SOFTCAP:
+            dst = dst * (1.0 - tt * tt)
         dk = tl.dot(dst.to(qt.dtype), tl.trans(qt), dk, input_precision=DOT_PREC)
         qt_ptrs += BLOCK_M * stride_qm
         do_ptrs += BLOCK_M * stride_dom
@@ -93,18 +120,23 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
 
 @triton.jit
 def _attn_bwd_dkdv_kernel(
-    Q, K, V, dOut, Lse2, Delta, dK, dV,
+    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
     stride_dob, stride_dom, stride_doh,
     stride_dkb, stride_dkn, stride_dkh,
     stride_dvb, stride_dvn, stride_dvh,
+    stride_bb, stride_bh, stride_bm, stride_bn,
+    stride_mb, stride_mh, stride_mm, stride_mn,
+    stride_sb, stride_sh,
     nheads, seqlen_q, seqlen_k, group,
-    sm_scale, qk_scale, diag, win_left, win_right,
+    sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+    dropout_p, dropout_scale, seed, philox_offset,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    LOCAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr,
-    DOT_PREC: tl.constexpr,
+    LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     off_hk = tl.program_id(1)
@@ -128,26 +160,43 @@ def _attn_bwd_dkdv_kernel(
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
 
-    lo, full_lo, full_hi, hi = query_range(n_start, seqlen_q, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL)
+    SAFE: tl.constexpr = MASK
+    lo, full_lo, full_hi, hi = query_range(n_start, seqlen_q, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL,
+                                           WIN_BLOCK)
     for g in range(0, group):
         off_h = off_hk * group + g
         q_base = Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh
         do_base = dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
         row_base = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q
+        bias_base = Bias + off_b.to(tl.int64) * stride_bb + off_h.to(tl.int64) * stride_bh
+        mask_base = Mask + off_b.to(tl.int64) * stride_mb + off_h.to(tl.int64) * stride_mh
+        slope2 = 0.0
+        if ALIBI:
+            slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
+        philox_base = philox_offset + row_base * seqlen_k
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
-                                 stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q,
+                                 stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
-                                 HEAD_DIM, BLOCK_M, True, EVEN_M, EVEN_D, DOT_PREC)
+                                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                 mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
+                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                                 EVEN_M, EVEN_D, DOT_PREC)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
-                             stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q,
+                             stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
                              diag, win_left, win_right, qk_scale,
-                             HEAD_DIM, BLOCK_M, False, EVEN_M, EVEN_D, DOT_PREC)
+                             softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                             mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
+                             HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                             EVEN_M, EVEN_D, DOT_PREC)
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
-                                 stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q,
+                                 stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
-                                 HEAD_DIM, BLOCK_M, True, EVEN_M, EVEN_D, DOT_PREC)
+                                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                 mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
+                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                                 EVEN_M, EVEN_D, DOT_PREC)
     dk = dk * sm_scale
 
     dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
@@ -164,14 +213,19 @@ def _attn_bwd_dkdv_kernel(
 
 @triton.jit
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
-              offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+              offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+              softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
+              dropout_p, dropout_scale, seed, philox_base, dbias_base, stride_dbm,
               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
+              WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
+              MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
               EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
-    """Accumulate one query tile's dQ over the key tiles ``[start_n, end_n)``."""
+    """Accumulate one query tile's dQ over the key tiles ``[start_n, end_n)``; optionally write dS as dBias."""
     offs_n0 = tl.arange(0, BLOCK_N)
     kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
     vt_ptrs = v_base + start_n.to(tl.int64) * stride_vn + (offs_n0[None, :] * stride_vn + offs_d[:, None])
     d_ok = offs_d < HEAD_DIM
+    rows = offs_m[:, None]
     for start in tl.range(start_n, end_n, BLOCK_N):
         offs_n = start + offs_n0
         if MASKED:
@@ -185,12 +239,28 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
             kt = tl.load(kt_ptrs, mask=d_ok[:, None], other=0.0)
             vt = tl.load(vt_ptrs, mask=d_ok[:, None], other=0.0)
         qk = tl.dot(q, kt, input_precision=DOT_PREC)
-        p = tl.math.exp2(qk * qk_scale - lse2[:, None])
+        if SOFTCAP or ALIBI or BIAS:
+            s, t = score_log2(qk, rows, offs_n[None, :], seqlen_q, seqlen_k, diag, qk_scale, softcap_scale,
+                              softcap_out, slope2, bias_base, stride_bm, stride_bn, SOFTCAP, ALIBI, BIAS)
+            p = tl.math.exp2(s - lse2[:, None])
+        else:
+            p = tl.math.exp2(qk * qk_scale - lse2[:, None])
         if MASKED:
-            ok = visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL)
+            ok = visible(rows, offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL, WIN_BLOCK)
+            if MASK:
+                ok = ok & user_mask(rows, offs_n[None, :], seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn)
             p = tl.where(ok, p, 0.0)
         dp = tl.dot(do, vt, input_precision=DOT_PREC)
+        if DROPOUT:
+            keep = dropout_keep(rows, offs_n[None, :], seqlen_k, seed, philox_base, dropout_p)
+            dp = tl.where(keep, dp * dropout_scale, 0.0)
         ds = p * (dp - delta[:, None])
+        if BIAS_GRAD:
+            # The bias is added after the softcap, so its gradient is dS itself. Exclusive writes: deterministic.
+            tl.store(dbias_base + rows.to(tl.int64) * stride_dbm + offs_n[None, :], ds,
+                     mask=(rows < seqlen_q) & (offs_n[None, :] < seqlen_k))
+        if SOFTCAP:
+            ds = ds * (1.0 - t * t)
         dq = tl.dot(ds.to(kt.dtype), tl.trans(kt), dq, input_precision=DOT_PREC)
         kt_ptrs += BLOCK_N * stride_kn
         vt_ptrs += BLOCK_N * stride_vn
@@ -199,16 +269,22 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
 
 @triton.jit
 def _attn_bwd_dq_kernel(
-    Q, K, V, dOut, Lse2, Delta, dQ,
+    Q, K, V, dOut, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
     stride_dob, stride_dom, stride_doh,
     stride_dqb, stride_dqm, stride_dqh,
+    stride_bb, stride_bh, stride_bm, stride_bn,
+    stride_mb, stride_mh, stride_mm, stride_mn,
+    stride_sb, stride_sh,
     nheads, seqlen_q, seqlen_k, group,
-    sm_scale, qk_scale, diag, win_left, win_right,
+    sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+    dropout_p, dropout_scale, seed, philox_offset,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    LOCAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     num_m = tl.num_programs(0)
     pid_m = (num_m - 1 - tl.program_id(0)) if LOCAL else tl.program_id(0)
@@ -225,7 +301,8 @@ def _attn_bwd_dq_kernel(
               + m_start.to(tl.int64) * stride_qm + offs_r[:, None] * stride_qm + offs_d[None, :])
     do_ptrs = (dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
                + m_start.to(tl.int64) * stride_dom + offs_r[:, None] * stride_dom + offs_d[None, :])
-    row = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q + offs_m
+    row_base = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q
+    row = row_base + offs_m
     if EVEN_M and EVEN_D:
         q = tl.load(q_ptrs)
         do = tl.load(do_ptrs)
@@ -241,18 +318,36 @@ def _attn_bwd_dq_kernel(
 
     k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
     v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
+    bias_base = Bias + off_b.to(tl.int64) * stride_bb + off_h.to(tl.int64) * stride_bh
+    mask_base = Mask + off_b.to(tl.int64) * stride_mb + off_h.to(tl.int64) * stride_mh
+    dbias_base = dBias + row_base * seqlen_k  # dBias is a full contiguous (batch, nheads, seqlen_q, seqlen_k)
+    slope2 = 0.0
+    if ALIBI:
+        slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
+    philox_base = philox_offset + row_base * seqlen_k
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL)
+    SAFE: tl.constexpr = MASK
+    lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL,
+                                         WIN_BLOCK)
     if LOCAL:
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
-                       offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
-                       HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+                       offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                       softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                       stride_mn, dropout_p, dropout_scale, seed, philox_base, dbias_base, seqlen_k,
+                       HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
+                       EVEN_D, DOT_PREC)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
-                   offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
-                   HEAD_DIM, BLOCK_N, False, LOCAL, EVEN_D, DOT_PREC)
+                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                   stride_mn, dropout_p, dropout_scale, seed, philox_base, dbias_base, seqlen_k,
+                   HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
+                   EVEN_D, DOT_PREC)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
-                   offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
-                   HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                   stride_mn, dropout_p, dropout_scale, seed, philox_base, dbias_base, seqlen_k,
+                   HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
+                   EVEN_D, DOT_PREC)
     dq = dq * sm_scale
 
     dq_ptrs = (dQ + off_b.to(tl.int64) * stride_dqb + off_h.to(tl.int64) * stride_dqh
@@ -270,28 +365,33 @@ def attention_backward(
     v: torch.Tensor,
     out: torch.Tensor,
     lse: torch.Tensor,
-    softmax_scale: float,
-    causal: bool,
-    window_size: Tuple[int, int] = (-1, -1),
+    f: Features,
+    bias_grad: bool = False,
     dkdv_config: Optional[KernelConfig] = None,
     dq_config: Optional[KernelConfig] = None,
     grads: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients ``(dq, dk, dv)`` for the forward of ``attention_forward``; same layouts as q, k, v.
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Gradients ``(dq, dk, dv, dbias)`` for the forward of ``attention_forward``; same layouts as q, k, v.
 
-    ``grads`` may pass preallocated ``(dq, dk, dv)`` (the tests poison them to catch unwritten elements).
+    ``dbias`` is a float32 ``(batch, nheads, seqlen_q, seqlen_k)`` when ``bias_grad``, else None. ``grads`` may
+    pass preallocated ``(dq, dk, dv)`` (the tests poison them to catch unwritten elements).
     """
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     dq, dk, dv = grads if grads is not None else (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v))
+    # Tiles outside the band are never visited, so their bias gradient must start at 0.
+    dbias = (torch.zeros(batch, nheads, seqlen_q, seqlen_k, device=q.device, dtype=torch.float32)
+             if bias_grad else None)
     if batch == 0 or nheads == 0 or seqlen_q == 0 or seqlen_k == 0:
-        return dq.zero_(), dk.zero_(), dv.zero_()
-    local, left, right = window_bounds(seqlen_q, seqlen_k, causal, window_size)
+        return dq.zero_(), dk.zero_(), dv.zero_(), dbias
+    local, left, right = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
     block_d = max(16, triton.next_power_of_2(head_dim))
     group = nheads // nheads_k
     diag = seqlen_k - seqlen_q
-    qk_scale = softmax_scale * LOG2E
+    qk_scale = f.softmax_scale * LOG2E
     prec = dot_precision(q.dtype)
+    fa = feature_args(q, k, f)
+    flags = fa["flags"]
 
     delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
     lse2 = torch.empty_like(delta)
@@ -303,36 +403,37 @@ def attention_backward(
         nheads, seqlen_q,
         HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block,
     )
+    common = (nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"], diag, left, right,
+              *fa["dropout"])
 
     def launch_dkdv(cfg: KernelConfig) -> None:
         _attn_bwd_dkdv_kernel[(triton.cdiv(seqlen_k, cfg.block_n), nheads_k, batch)](
-            q, k, v, dout, lse2, delta, dk, dv,
+            q, k, v, dout, lse2, delta, dk, dv, *fa["tensors"],
             q.stride(0), q.stride(1), q.stride(2),
             k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2),
             dout.stride(0), dout.stride(1), dout.stride(2),
             dk.stride(0), dk.stride(1), dk.stride(2),
             dv.stride(0), dv.stride(1), dv.stride(2),
-            nheads, seqlen_q, seqlen_k, group,
-            softmax_scale, qk_scale, diag, left, right,
+            *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_N=seqlen_k % cfg.block_n == 0,
+            LOCAL=local, **flags, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_N=seqlen_k % cfg.block_n == 0,
             EVEN_D=head_dim == block_d, DOT_PREC=prec,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
     def launch_dq(cfg: KernelConfig) -> None:
         _attn_bwd_dq_kernel[(triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)](
-            q, k, v, dout, lse2, delta, dq,
+            q, k, v, dout, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta,
             q.stride(0), q.stride(1), q.stride(2),
             k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2),
             dout.stride(0), dout.stride(1), dout.stride(2),
             dq.stride(0), dq.stride(1), dq.stride(2),
-            nheads, seqlen_q, seqlen_k, group,
-            softmax_scale, qk_scale, diag, left, right,
+            *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=seqlen_q % cfg.block_m == 0,
+            EVEN_D=head_dim == block_d, DOT_PREC=prec,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
@@ -340,4 +441,4 @@ def attention_backward(
                          [dkdv_config] if dkdv_config else dkdv_configs(block_d, q.dtype, local, q.device))
     launch_with_fallback("bwd_dq", launch_dq,
                          [dq_config] if dq_config else dq_configs(block_d, q.dtype, local, q.device))
-    return dq, dk, dv
+    return dq, dk, dv, dbias

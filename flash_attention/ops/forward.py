@@ -14,17 +14,22 @@ import torch
 import triton
 import triton.language as tl
 
+from ..features import Features
 from .configs import KernelConfig, dot_precision, forward_configs, launch_with_fallback
 from .masks import key_range, visible
+from .scores import dropout_keep, score_log2, user_mask
 
 LOG2E = 1.4426950408889634
 
 
 @triton.jit
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
-               offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
+               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
+               dropout_p, seed, philox_base,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
-               EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+               WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
+               MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
     """Fold the key tiles ``[start_n, end_n)`` into the running softmax state of one query tile."""
     offs_n0 = tl.arange(0, BLOCK_N)
     # Pointers advance by one tile per step, so only this first offset needs 64-bit arithmetic.
@@ -41,16 +46,29 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
         else:
             kt = tl.load(kt_ptrs, mask=d_ok[:, None], other=0.0)
         qk = tl.dot(q, kt, input_precision=DOT_PREC)
+        if SOFTCAP or ALIBI or BIAS:
+            s, _ = score_log2(qk, offs_m[:, None], offs_n[None, :], seqlen_q, seqlen_k, diag, qk_scale,
+                              softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                              SOFTCAP, ALIBI, BIAS)
+            mult = 1.0
+        else:
+            # Plain scores: the scale folds into the exp2 argument (one FMA per element).
+            s = qk
+            mult = qk_scale
         if MASKED:
-            ok = visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL)
-            qk = tl.where(ok, qk, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+            ok = visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL,
+                         WIN_BLOCK)
+            if MASK:
+                ok = ok & user_mask(offs_m[:, None], offs_n[None, :], seqlen_q, seqlen_k, mask_base, stride_mm,
+                                    stride_mn)
+            s = tl.where(ok, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1) * mult)
             # A row with nothing visible yet keeps m = -inf; subtracting 0 instead keeps exp2 at 0, not NaN.
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
         else:
-            m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+            m_new = tl.maximum(m_i, tl.max(s, 1) * mult)
             m_use = m_new
-        p = tl.math.exp2(qk * qk_scale - m_use[:, None])
+        p = tl.math.exp2(s * mult - m_use[:, None])
         alpha = tl.math.exp2(m_i - m_use)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
@@ -60,6 +78,10 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
             v = tl.load(v_ptrs)
         else:
             v = tl.load(v_ptrs, mask=d_ok[None, :], other=0.0)
+        if DROPOUT:
+            # The normaliser l keeps the undropped probabilities; only what reaches V is dropped.
+            p = tl.where(dropout_keep(offs_m[:, None], offs_n[None, :], seqlen_k, seed, philox_base, dropout_p),
+                         p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
         m_i = m_new
         kt_ptrs += BLOCK_N * stride_kn
@@ -69,15 +91,21 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
 
 @triton.jit
 def _attn_fwd_kernel(
-    Q, K, V, Out, Lse,
+    Q, K, V, Out, Lse, Bias, Mask, Slopes,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
     stride_ob, stride_om, stride_oh,
+    stride_bb, stride_bh, stride_bm, stride_bn,
+    stride_mb, stride_mh, stride_mm, stride_mn,
+    stride_sb, stride_sh,
     nheads, seqlen_q, seqlen_k, group,
-    qk_scale, diag, win_left, win_right,
+    qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+    dropout_p, dropout_scale, seed, philox_offset,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    LOCAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     num_m = tl.num_programs(0)
     # With a band (causal/window) later query tiles carry more work: start them first so the tail is short.
@@ -91,6 +119,12 @@ def _attn_fwd_kernel(
     k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
     v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
     o_base = Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh + m_start.to(tl.int64) * stride_om
+    bias_base = Bias + off_b.to(tl.int64) * stride_bb + off_h.to(tl.int64) * stride_bh
+    mask_base = Mask + off_b.to(tl.int64) * stride_mb + off_h.to(tl.int64) * stride_mh
+    slope2 = 0.0
+    if ALIBI:
+        slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
+    philox_base = philox_offset + (off_b.to(tl.int64) * nheads + off_h) * seqlen_q * seqlen_k
 
     offs_r = tl.arange(0, BLOCK_M)
     offs_m = m_start + offs_r
@@ -106,22 +140,36 @@ def _attn_fwd_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
 
-    lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL)
+    # A user mask or bias can hide any key, so every tile then takes the -inf-safe path.
+    SAFE: tl.constexpr = MASK or BIAS
+    lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL,
+                                         WIN_BLOCK)
     if LOCAL:
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
-                                   offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
-                                   HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+                                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                   mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base,
+                                   HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                                   EVEN_D, DOT_PREC)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
-                               offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
-                               HEAD_DIM, BLOCK_N, False, LOCAL, EVEN_D, DOT_PREC)
+                               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base,
+                               HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                               EVEN_D, DOT_PREC)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
-                               offs_m, offs_d, seqlen_k, diag, win_left, win_right, qk_scale,
-                               HEAD_DIM, BLOCK_N, True, LOCAL, EVEN_D, DOT_PREC)
+                               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base,
+                               HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                               EVEN_D, DOT_PREC)
 
     # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)
     out = acc / l_safe[:, None]
+    if DROPOUT:
+        out = out * dropout_scale
     lse = tl.where(empty, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
 
     o_ptrs = o_base + offs_r[:, None] * stride_om + offs_d[None, :]
@@ -136,23 +184,52 @@ def _attn_fwd_kernel(
         tl.store(lse_ptrs, lse, mask=offs_m < seqlen_q)
 
 
-def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int]) -> Tuple[bool, int, int]:
+def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int],
+                  window_block: int = 1) -> Tuple[bool, int, int]:
     """``(local, left, right)`` for the kernels: unbounded sides become a span no index difference reaches."""
     left, right = int(window_size[0]), int(window_size[1])
     if causal:
         right = 0
     local = left >= 0 or right >= 0
-    unbounded = seqlen_q + seqlen_k + 1
+    unbounded = (seqlen_q + seqlen_k) // window_block + 2
     return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded)
+
+
+def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
+    """Kernel arguments shared by every kernel: score modifications, masks, dropout and their strides.
+
+    Bias and mask are broadcast views (stride 0 on broadcast dimensions), never copies.
+    """
+    batch, seqlen_q, nheads, _ = q.shape
+    seqlen_k = k.shape[1]
+
+    def strides4(t: Optional[torch.Tensor]):
+        if t is None:
+            return q, (0, 0, 0, 0)
+        t = t.expand(batch, nheads, seqlen_q, seqlen_k)
+        return t, tuple(t.stride())
+
+    bias, bias_strides = strides4(f.attn_bias)
+    mask, mask_strides = strides4(f.attn_mask.view(torch.uint8) if f.attn_mask is not None else None)
+    slopes, slope_strides = q, (0, 0)
+    if f.alibi_slopes is not None:
+        slopes = f.alibi_slopes
+        slope_strides = (slopes.stride(0), slopes.stride(1)) if slopes.dim() == 2 else (0, slopes.stride(0))
+    softcap = float(f.softcap)
+    return dict(
+        tensors=(bias, mask, slopes), strides=bias_strides + mask_strides + slope_strides,
+        scalars=(f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E),
+        dropout=(float(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset)),
+        flags=dict(SOFTCAP=softcap > 0, ALIBI=f.alibi_slopes is not None, BIAS=f.attn_bias is not None,
+                   MASK=f.attn_mask is not None, DROPOUT=f.dropout_p > 0, WIN_BLOCK=f.window_block),
+    )
 
 
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    softmax_scale: float,
-    causal: bool,
-    window_size: Tuple[int, int] = (-1, -1),
+    f: Features,
     out: Optional[torch.Tensor] = None,
     lse: Optional[torch.Tensor] = None,
     config: Optional[KernelConfig] = None,
@@ -174,21 +251,24 @@ def attention_forward(
         out.zero_()
         lse.fill_(float("-inf"))
         return out, lse
-    local, left, right = window_bounds(seqlen_q, seqlen_k, causal, window_size)
+    local, left, right = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
     block_d = max(16, triton.next_power_of_2(head_dim))
+    fa = feature_args(q, k, f)
 
     def launch(cfg: KernelConfig) -> None:
         grid = (triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)
         _attn_fwd_kernel[grid](
-            q, k, v, out, lse,
+            q, k, v, out, lse, *fa["tensors"],
             q.stride(0), q.stride(1), q.stride(2),
             k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2),
             out.stride(0), out.stride(1), out.stride(2),
+            *fa["strides"],
             nheads, seqlen_q, seqlen_k, nheads // nheads_k,
-            softmax_scale * LOG2E, seqlen_k - seqlen_q, left, right,
+            f.softmax_scale * LOG2E, *fa["scalars"], seqlen_k - seqlen_q, left, right,
+            *fa["dropout"],
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d,
+            LOCAL=local, **fa["flags"], EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d,
             DOT_PREC=dot_precision(q.dtype),
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )

@@ -5,6 +5,10 @@ Geometry (FlashAttention 2 convention): query row ``i`` sits at key position ``i
 ``i + diag - win_left <= j <= i + diag + win_right``. Causal is ``win_right = 0``; an unbounded side is
 passed as a number at least ``seqlen_q + seqlen_k`` so no special case is needed in the kernels.
 
+``WIN_BLOCK`` (a power of two, 1 for token windows) makes the band block-granular, the seed layer's local
+block-sparse attention: with ``g = WIN_BLOCK`` and ``pos = i + diag``, row ``i`` sees the keys of blocks
+``pos // g - win_left .. pos // g + win_right`` (window sizes then count blocks). ``g = 1`` is the token window.
+
 The kernels split every row (or column) of tiles into three runs: masked tiles at the start, tiles that
 every query/key pair of the tile may see (no mask work at all), and masked tiles at the end. The range
 helpers below return those run boundaries; a tile outside ``[lo, hi)`` is never visited, so the cost of
@@ -16,7 +20,26 @@ import triton.language as tl
 
 
 @triton.jit
-def visible(rows, cols, seqlen_k, diag, win_left, win_right, CHECK_K: tl.constexpr, LOCAL: tl.constexpr):
+def band_lower(pos, win_left, WIN_BLOCK: tl.constexpr):
+    """First key a query at key position ``pos`` may see."""
+    if WIN_BLOCK == 1:
+        return pos - win_left
+    else:
+        return (pos // WIN_BLOCK - win_left) * WIN_BLOCK
+
+
+@triton.jit
+def band_upper(pos, win_right, WIN_BLOCK: tl.constexpr):
+    """One past the last key a query at key position ``pos`` may see."""
+    if WIN_BLOCK == 1:
+        return pos + win_right + 1
+    else:
+        return (pos // WIN_BLOCK + win_right + 1) * WIN_BLOCK
+
+
+@triton.jit
+def visible(rows, cols, seqlen_k, diag, win_left, win_right, CHECK_K: tl.constexpr, LOCAL: tl.constexpr,
+            WIN_BLOCK: tl.constexpr = 1):
     """Boolean mask for query indices ``rows`` against key indices ``cols`` (broadcastable 2-D tensors).
 
     ``CHECK_K`` adds the key bound (ragged last tile); ``LOCAL`` the causal/window band.
@@ -26,7 +49,7 @@ def visible(rows, cols, seqlen_k, diag, win_left, win_right, CHECK_K: tl.constex
         ok = ok & (cols < seqlen_k)
     if LOCAL:
         pos = rows + diag
-        ok = ok & (cols <= pos + win_right) & (cols >= pos - win_left)
+        ok = ok & (cols < band_upper(pos, win_right, WIN_BLOCK)) & (cols >= band_lower(pos, win_left, WIN_BLOCK))
     return ok
 
 
@@ -38,7 +61,7 @@ def _floor_to(x, BLOCK: tl.constexpr):
 
 @triton.jit
 def key_range(m_start, seqlen_k, diag, win_left, win_right,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, LOCAL: tl.constexpr):
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr = 1):
     """Key tiles for the query tile ``[m_start, m_start + BLOCK_M)``.
 
     Returns ``(lo, full_lo, full_hi, hi)``: tiles in ``[full_lo, full_hi)`` need no mask, those in
@@ -47,11 +70,11 @@ def key_range(m_start, seqlen_k, diag, win_left, win_right,
     even_hi = _floor_to(seqlen_k, BLOCK_N)  # tiles past this one hang over the end of the keys
     if LOCAL:
         m_last = m_start + BLOCK_M - 1
-        lo = _floor_to(tl.maximum(m_start + diag - win_left, 0), BLOCK_N)
-        hi = tl.minimum(tl.maximum(m_last + diag + win_right + 1, 0), seqlen_k)
+        lo = _floor_to(tl.maximum(band_lower(m_start + diag, win_left, WIN_BLOCK), 0), BLOCK_N)
+        hi = tl.minimum(tl.maximum(band_upper(m_last + diag, win_right, WIN_BLOCK), 0), seqlen_k)
         # A key tile is fully visible when the last row passes its left edge and the first row its right.
-        full_lo = _floor_to(tl.maximum(m_last + diag - win_left + BLOCK_N - 1, 0), BLOCK_N)
-        full_hi = _floor_to(tl.maximum(m_start + diag + win_right + 1, 0), BLOCK_N)
+        full_lo = _floor_to(tl.maximum(band_lower(m_last + diag, win_left, WIN_BLOCK) + BLOCK_N - 1, 0), BLOCK_N)
+        full_hi = _floor_to(tl.maximum(band_upper(m_start + diag, win_right, WIN_BLOCK), 0), BLOCK_N)
         full_lo = tl.minimum(tl.maximum(full_lo, lo), even_hi)
         full_hi = tl.maximum(tl.minimum(full_hi, even_hi), full_lo)
         hi = tl.maximum(hi, full_hi)
@@ -65,7 +88,7 @@ def key_range(m_start, seqlen_k, diag, win_left, win_right,
 
 @triton.jit
 def query_range(n_start, seqlen_q, diag, win_left, win_right,
-                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, LOCAL: tl.constexpr):
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr = 1):
     """Query tiles that see the key tile ``[n_start, n_start + BLOCK_N)``, split as in ``key_range``.
 
     Rows past ``seqlen_q`` need no mask in the backward (their lse is +inf, so p = 0), hence only the band
@@ -73,10 +96,11 @@ def query_range(n_start, seqlen_q, diag, win_left, win_right,
     """
     if LOCAL:
         n_last = n_start + BLOCK_N - 1
-        lo = _floor_to(tl.maximum(n_start - diag - win_right, 0), BLOCK_M)
-        hi = tl.minimum(tl.maximum(n_last - diag + win_left + 1, 0), seqlen_q)
-        full_lo = _floor_to(tl.maximum(n_last - diag - win_right + BLOCK_M - 1, 0), BLOCK_M)
-        full_hi = _floor_to(tl.maximum(n_start - diag + win_left + 1, 0), BLOCK_M)
+        # Row i sees key j iff j // g - win_right <= (i + diag) // g <= j // g + win_left (g = WIN_BLOCK).
+        lo = _floor_to(tl.maximum(band_lower(n_start, win_right, WIN_BLOCK) - diag, 0), BLOCK_M)
+        hi = tl.minimum(tl.maximum(band_upper(n_last, win_left, WIN_BLOCK) - diag, 0), seqlen_q)
+        full_lo = _floor_to(tl.maximum(band_lower(n_last, win_right, WIN_BLOCK) - diag + BLOCK_M - 1, 0), BLOCK_M)
+        full_hi = _floor_to(tl.maximum(band_upper(n_start, win_left, WIN_BLOCK) - diag, 0), BLOCK_M)
         full_lo = tl.minimum(tl.maximum(full_lo, lo), tl.maximum(hi, lo))
         full_hi = tl.maximum(tl.minimum(full_hi, hi), full_lo)
         hi = tl.maximum(hi, full_hi)

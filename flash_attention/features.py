@@ -1,0 +1,29 @@
+"""The options that define an attention call besides q, k and v, shared by every implementation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class Features:
+    """Validated attention options, as the CPU path and the kernel launchers receive them.
+
+    ``window_size`` has causal not yet folded in; ``window_block > 1`` makes the window block-granular (the seed
+    layer's local block-sparse attention). ``seed``/``offset`` key the dropout RNG.
+    """
+
+    softmax_scale: float
+    causal: bool = False
+    window_size: Tuple[int, int] = (-1, -1)
+    softcap: float = 0.0
+    alibi_slopes: Optional[torch.Tensor] = None
+    attn_bias: Optional[torch.Tensor] = None
+    attn_mask: Optional[torch.Tensor] = None
+    dropout_p: float = 0.0
+    seed: int = 0
+    offset: int = 0
+    window_block: int = 1

@@ -1,0 +1,71 @@
+"""Score modifications shared by the forward and backward kernels, written once as ``@triton.jit`` helpers.
+
+Scores are carried in log2 units (``exp2`` is the native op): ``s2 = s * log2(e)`` where the natural-unit score is
+``s = softcap * tanh(q.k * scale / softcap)`` (or ``q.k * scale``), plus ALiBi ``-slope * |i + diag - j|`` and an
+additive ``attn_bias``. A boolean ``attn_mask`` and dropout act on the probabilities. Every helper takes query
+indices ``rows`` and key indices ``cols`` as broadcastable 2-D tensors, so the same code serves the forward and
+dQ tiles (queries x keys) and the transposed dK/dV tiles (keys x queries).
+"""
+
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def tanh(x):
+    # Through exp2 (a native op, also in the interpreter); saturates cleanly to +-1 for large |x|.
+    e = tl.math.exp2(x * 2.8853900817779268)
+    return 1.0 - 2.0 / (e + 1.0)
+
+
+@triton.jit
+def score_log2(qk, rows, cols, seqlen_q, seqlen_k, diag, qk_scale, softcap_scale, softcap_out, slope2,
+               bias_base, stride_bm, stride_bn,
+               SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr):
+    """Raw ``q.k`` products -> scores in log2 units; also returns the softcap's tanh (for its derivative)."""
+    if SOFTCAP:
+        t = tanh(qk * softcap_scale)
+        s = t * softcap_out
+    else:
+        t = qk
+        s = qk * qk_scale
+    if ALIBI:
+        s = s - slope2 * tl.abs(rows + diag - cols).to(tl.float32)
+    if BIAS:
+        inside = (rows < seqlen_q) & (cols < seqlen_k)
+        b = tl.load(bias_base + rows.to(tl.int64) * stride_bm + cols.to(tl.int64) * stride_bn, mask=inside,
+                    other=0.0)
+        s = s + b.to(tl.float32) * 1.4426950408889634
+    return s, t
+
+
+@triton.jit
+def user_mask(rows, cols, seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn):
+    """The boolean ``attn_mask`` tile (True = may attend); False outside the tensor."""
+    inside = (rows < seqlen_q) & (cols < seqlen_k)
+    m = tl.load(mask_base + rows.to(tl.int64) * stride_mm + cols.to(tl.int64) * stride_mn, mask=inside, other=0)
+    return m != 0
+
+
+@triton.jit
+def dropout_keep(rows, cols, seqlen_k, seed, philox_base, dropout_p):
+    """Keep mask from Philox: one counter per (batch, head, row, col), so any kernel regenerates the same bits."""
+    offsets = philox_base + rows.to(tl.int64) * seqlen_k + cols
+    return tl.rand(seed, offsets) >= dropout_p
+
+
+@triton.jit
+def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, dropout_p,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Materialise the keep mask ``(batch, nheads, seqlen_q, seqlen_k)`` (for ``return_attn_probs`` only)."""
+    off_bh = tl.program_id(2).to(tl.int64) * nheads + tl.program_id(1)
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    base = philox_offset + off_bh * seqlen_q * seqlen_k
+    for start in range(0, seqlen_k, BLOCK_N):
+        cols = start + tl.arange(0, BLOCK_N)[None, :]
+        keep = dropout_keep(rows, cols, seqlen_k, seed, base, dropout_p)
+        inside = (rows < seqlen_q) & (cols < seqlen_k)
+        tl.store(Keep + off_bh * seqlen_q * seqlen_k + rows.to(tl.int64) * seqlen_k + cols, keep.to(tl.int8),
+                 mask=inside)

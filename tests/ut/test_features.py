@@ -1,0 +1,138 @@
+"""Seed-parity features (window, ALiBi, softcap, bias + its gradient, mask, dropout), alone and combined.
+
+Every case runs on the Triton kernels (the GPU, or the interpreter on CPU) and on the CPU path, against the
+float64 reference with the same criterion as the core tests. Dropout is checked exactly, through the keep
+pattern that ``return_attn_probs`` exposes, and statistically.
+"""
+
+import pytest
+import torch
+
+from flash_attention import flash_attn_func, use_backend
+from flash_attention.testing import AttnCase, check_api, check_case
+
+B, SQ, SK, H, HK, D = 2, 45, 70, 4, 2, 32
+
+
+def case(**kw) -> AttnCase:
+    base = dict(batch=B, seqlen_q=SQ, seqlen_k=SK, nheads=H, nheads_k=HK, head_dim=D)
+    base.update(kw)
+    return AttnCase(**base)
+
+
+ALONE = [
+    case(softcap=2.0), case(softcap=2.0, causal=True),
+    case(alibi="heads"), case(alibi="batch", causal=True),
+    case(bias="full"), case(bias="broadcast"), case(bias="grad"), case(bias="grad", causal=True),
+    case(mask="full"), case(mask="rows"),
+    case(window_size=(10, 3)), case(window_size=(0, 0)),
+]
+COMBOS = [
+    case(causal=True, alibi="heads", nheads_k=1),
+    case(window_size=(8, 4), softcap=2.0, bias="grad"),
+    case(causal=True, mask="rows", softcap=3.0),
+    case(window_size=(12, 0), alibi="batch", softcap=2.0, nheads_k=4),
+    case(causal=True, bias="broadcast", mask="full", softcap=2.0, alibi="heads"),
+    case(seqlen_q=70, seqlen_k=45, causal=True, bias="grad", alibi="heads", window_size=(20, -1)),
+]
+DROPOUT = [
+    case(dropout_p=0.2), case(dropout_p=0.3, causal=True, nheads_k=1),
+    case(dropout_p=0.2, window_size=(8, 4), alibi="heads", softcap=2.0),
+    case(dropout_p=0.25, causal=True, bias="grad", mask="full", alibi="batch", softcap=2.0),
+]
+
+
+@pytest.mark.parametrize("c", ALONE + COMBOS, ids=str)
+def test_kernels(c, kernel_device):
+    check_case(c, torch.float16, kernel_device)
+
+
+@pytest.mark.parametrize("c", ALONE + COMBOS, ids=str)
+def test_cpu_path(c):
+    with use_backend("torch"):
+        check_api(flash_attn_func, c, torch.float16, "cpu")
+
+
+@pytest.mark.parametrize("c", DROPOUT, ids=str)
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_dropout_exact(c, backend, kernel_device):
+    device = kernel_device if backend == "triton" else "cpu"
+    with use_backend(backend):
+        check_api(flash_attn_func, c, torch.float16, device)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_dropout_keep_rate_and_reproducibility(backend, kernel_device):
+    device = kernel_device if backend == "triton" else "cpu"
+    p = 0.3
+    q, k, v = (torch.randn(2, 128, 4, 16, dtype=torch.float16, device=device) for _ in range(3))
+    with use_backend(backend):
+        torch.manual_seed(123)
+        out1, _, s1 = flash_attn_func(q, k, v, dropout_p=p, return_attn_probs=True)
+        torch.manual_seed(123)
+        out2, _, s2 = flash_attn_func(q, k, v, dropout_p=p, return_attn_probs=True)
+        out3, _, s3 = flash_attn_func(q, k, v, dropout_p=p, return_attn_probs=True)
+    assert torch.equal(out1, out2) and torch.equal(s1, s2), "same seed must give the same pattern"
+    assert not torch.equal(s1 < 0, s3 < 0), "a new draw must give a new pattern"
+    kept = (s1 >= 0).float().mean().item()
+    n = s1.numel()
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(kept - (1 - p)) < 5 * sigma, f"keep rate {kept:.4f} vs {1 - p} (5 sigma = {5 * sigma:.4f})"
+
+
+def test_dropout_not_applied_when_zero(kernel_device):
+    q, k, v = (torch.randn(1, 33, 2, 16, dtype=torch.float16, device=kernel_device) for _ in range(3))
+    with use_backend("triton"):
+        a = flash_attn_func(q, k, v)
+        b = flash_attn_func(q, k, v, dropout_p=0.0)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_broadcast_bias_gradient(backend, kernel_device):
+    """A bias broadcast over batch and queries gets the gradient summed over those dimensions."""
+    device = kernel_device if backend == "triton" else "cpu"
+    q, k, v = (torch.randn(2, n, 2, 16, dtype=torch.float32, device=device) for n in (20, 30, 30))
+    bias = torch.randn(1, 2, 1, 30, dtype=torch.float32, device=device, requires_grad=True)
+    with use_backend(backend):
+        out = flash_attn_func(q, k, v, causal=True, attn_bias=bias)
+    (grad,) = torch.autograd.grad(out.square().sum(), bias)
+    b64 = bias.detach().double().requires_grad_()
+    from flash_attention.reference import attention_ref
+
+    ref, _ = attention_ref(q.double(), k.double(), v.double(), causal=True, attn_bias=b64)
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), b64)
+    assert grad.shape == bias.shape
+    torch.testing.assert_close(grad.double(), ref_grad, atol=1e-4, rtol=1e-4)
+
+
+def test_deterministic_with_dropout_and_bias(kernel_device):
+    c = case(dropout_p=0.2, bias="grad", causal=True)
+    from flash_attention.testing import feature_inputs, random_inputs
+
+    q, k, v, do = random_inputs(c, torch.float16, kernel_device)
+    kw = feature_inputs(c, torch.float16, kernel_device)
+    leaves = [t.requires_grad_() for t in (q, k, v)] + [kw["attn_bias"]]
+    runs = []
+    with use_backend("triton"):
+        for _ in range(2):
+            torch.manual_seed(7)
+            out = flash_attn_func(q, k, v, causal=True, **kw)
+            runs.append(torch.autograd.grad(out, leaves, do))
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(softcap=-1.0), ValueError, "softcap"),
+    (dict(alibi_slopes=torch.ones(3)), ValueError, "alibi_slopes must have shape"),
+    (dict(alibi_slopes=torch.ones(4, dtype=torch.float16)), TypeError, "alibi_slopes must be float32"),
+    (dict(attn_bias=torch.ones(2, 4, 8, 9)), ValueError, "attn_bias must broadcast"),
+    (dict(attn_bias=torch.ones(8, 8, dtype=torch.int32)), TypeError, "attn_bias must be a floating-point"),
+    (dict(attn_mask=torch.ones(8, 8)), TypeError, "attn_mask must be a bool"),
+    (dict(attn_mask=torch.ones(3, 1, 8, 8, dtype=torch.bool)), ValueError, "attn_mask must broadcast"),
+])
+def test_feature_validation(kwargs, exc, match):
+    q = torch.randn(1, 8, 4, 16, dtype=torch.float16)
+    k = torch.randn(1, 8, 2, 16, dtype=torch.float16)
+    with pytest.raises(exc, match=match):
+        flash_attn_func(q, k, k, **kwargs)
