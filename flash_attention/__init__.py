@@ -5,15 +5,19 @@ Triton kernels in ``flash_attention.ops``, CPU tensors a chunked PyTorch path wi
 """
 
 from .interface import (
+    attention,
     flash_attn_func,
     flash_attn_kvpacked_func,
     flash_attn_qkvpacked_func,
     use_backend,
 )
+from .nn.layer.flash_attention import FlashAttention
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FlashAttention",
+    "attention",
     "flash_attn_func",
     "flash_attn_kvpacked_func",
     "flash_attn_qkvpacked_func",

@@ -27,3 +27,4 @@ class Features:
     seed: int = 0
     offset: int = 0
     window_block: int = 1
+    tiling: str = "auto"  # a name in ops.configs.TILING_STRATEGIES overrides the tuned kernel configs

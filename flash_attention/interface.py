@@ -141,6 +141,7 @@ def attention(
     attn_mask: Optional[torch.Tensor] = None,
     return_attn_probs: bool = False,
     window_block: int = 1,
+    tiling: str = "auto",
 ):
     """Every option in one call (``flash_attn_func`` and the seed's layer are thin wrappers over it).
 
@@ -157,7 +158,7 @@ def attention(
                          f"{q.shape[1]} and {k.shape[1]}")
     seed, offset = _new_dropout_seed() if dropout_p > 0 else (0, 0)
     f = Features(scale, bool(causal), window, float(softcap), alibi_slopes, attn_bias, attn_mask, float(dropout_p),
-                 seed, offset, int(window_block))
+                 seed, offset, int(window_block), tiling)
     out, lse = _FlashAttnFunc.apply(q, k, v, attn_bias, f)
     if not return_attn_probs:
         return out

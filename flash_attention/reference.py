@@ -46,7 +46,8 @@ def visibility_mask(
     ``window_block > 1`` makes the window block-granular (the seed layer's local block-sparse attention): with
     ``g = window_block``, query position ``pos`` sees keys of blocks ``pos // g - left .. pos // g + right``.
     """
-    left, right = normalize_window(causal, window_size)
+    # On block windows causality stays token-level (the seed's causal mask intersected with its block band).
+    left, right = normalize_window(causal and window_block == 1, window_size)
     key_end = seqlen_k if key_end is None else key_end
     i = torch.arange(seqlen_q, device=device)[:, None]
     j = torch.arange(key_start, key_end, device=device)[None, :]
@@ -58,6 +59,8 @@ def visibility_mask(
         ok &= j < (qb + right + 1) * g
     if left >= 0:
         ok &= j >= (qb - left) * g
+    if causal and window_block > 1:
+        ok &= j <= pos
     return ok
 
 

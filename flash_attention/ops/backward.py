@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from .configs import KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
+from .configs import TILING_STRATEGIES, KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
 from .forward import LOG2E, feature_args, window_bounds
 from .masks import key_range, query_range, visible
 from .scores import dropout_keep, score_log2, user_mask
@@ -384,7 +384,7 @@ def attention_backward(
              if bias_grad else None)
     if batch == 0 or nheads == 0 or seqlen_q == 0 or seqlen_k == 0:
         return dq.zero_(), dk.zero_(), dv.zero_(), dbias
-    local, left, right = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
+    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
     block_d = max(16, triton.next_power_of_2(head_dim))
     group = nheads // nheads_k
     diag = seqlen_k - seqlen_q
@@ -392,6 +392,7 @@ def attention_backward(
     prec = dot_precision(q.dtype)
     fa = feature_args(q, k, f)
     flags = fa["flags"]
+    flags["WIN_BLOCK"] = win_block
 
     delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
     lse2 = torch.empty_like(delta)
@@ -437,8 +438,11 @@ def attention_backward(
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
-    launch_with_fallback("bwd_dkdv", launch_dkdv,
-                         [dkdv_config] if dkdv_config else dkdv_configs(block_d, q.dtype, local, q.device))
-    launch_with_fallback("bwd_dq", launch_dq,
-                         [dq_config] if dq_config else dq_configs(block_d, q.dtype, local, q.device))
+    strategy = TILING_STRATEGIES.get(f.tiling) if q.device.type == "cuda" else None
+    dkdv_list = dkdv_configs(block_d, q.dtype, local, q.device)
+    dq_list = dq_configs(block_d, q.dtype, local, q.device)
+    if strategy is not None and strategy.dkdv is not None:
+        dkdv_list, dq_list = [strategy.dkdv] + dkdv_list, [strategy.dq] + dq_list
+    launch_with_fallback("bwd_dkdv", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
+    launch_with_fallback("bwd_dq", launch_dq, [dq_config] if dq_config else dq_list)
     return dq, dk, dv, dbias

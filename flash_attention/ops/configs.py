@@ -108,3 +108,35 @@ def launch_with_fallback(name: str, launch: Callable[[KernelConfig], None], conf
         except OutOfResources as err:  # shared memory or registers: try a smaller tile
             last_err = err
     raise RuntimeError(f"flash_attention: no {name} kernel configuration fits this device") from last_err
+
+
+@dataclass(frozen=True)
+class TilingStrategy:
+    """A named tiling for the seed layer's ``tiling_stgy_name``.
+
+    ``block`` is the block size of the local block-sparse window (``prev_block_num``/``next_block_num`` count
+    blocks of this many tokens). ``forward``/``dkdv``/``dq`` override the tuned per-head_dim kernel configs
+    (None keeps them).
+    """
+
+    name: str
+    block: int
+    description: str
+    forward: KernelConfig | None = None
+    dkdv: KernelConfig | None = None
+    dq: KernelConfig | None = None
+
+
+TILING_STRATEGIES = {
+    s.name: s
+    for s in (
+        TilingStrategy("sparse", 128, "the seed's default: 128-token blocks, kernels tuned per head_dim (H100 sweep)"),
+        TilingStrategy("sparse64", 64, "64-token blocks for a finer block-sparse window; tuned kernels"),
+        TilingStrategy("small", 64, "64-token blocks and 64x64 tiles, 4 warps, 2 stages: least shared memory, "
+                       "for smaller GPUs or when many attention calls share an SM",
+                       KernelConfig(64, 64, 4, 2), KernelConfig(64, 64, 4, 2), KernelConfig(64, 64, 4, 2)),
+        TilingStrategy("large", 128, "128-token blocks and the largest tiles (128x128 forward, 8 warps, "
+                       "3 stages): best throughput on Hopper for head_dim <= 128",
+                       KernelConfig(128, 128, 8, 3), KernelConfig(64, 128, 8, 3), KernelConfig(128, 64, 8, 3)),
+    )
+}

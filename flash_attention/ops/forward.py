@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from .configs import KernelConfig, dot_precision, forward_configs, launch_with_fallback
+from .configs import TILING_STRATEGIES, KernelConfig, dot_precision, forward_configs, launch_with_fallback
 from .masks import key_range, visible
 from .scores import dropout_keep, score_log2, user_mask
 
@@ -185,14 +185,19 @@ def _attn_fwd_kernel(
 
 
 def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int],
-                  window_block: int = 1) -> Tuple[bool, int, int]:
-    """``(local, left, right)`` for the kernels: unbounded sides become a span no index difference reaches."""
+                  window_block: int = 1) -> Tuple[bool, int, int, int]:
+    """``(local, left, right, WIN_BLOCK)`` for the kernels (see ops/masks.py); unbounded sides become a span no
+    index difference reaches. Causal folds into ``right = 0`` for token windows; on block windows it stays
+    token-level, signalled by a negative ``WIN_BLOCK``."""
     left, right = int(window_size[0]), int(window_size[1])
-    if causal:
+    win_block = window_block
+    if causal and window_block == 1:
         right = 0
-    local = left >= 0 or right >= 0
+    elif causal:
+        win_block = -window_block
+    local = left >= 0 or right >= 0 or causal
     unbounded = (seqlen_q + seqlen_k) // window_block + 2
-    return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded)
+    return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded), win_block
 
 
 def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
@@ -251,9 +256,10 @@ def attention_forward(
         out.zero_()
         lse.fill_(float("-inf"))
         return out, lse
-    local, left, right = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
+    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
     block_d = max(16, triton.next_power_of_2(head_dim))
     fa = feature_args(q, k, f)
+    fa["flags"]["WIN_BLOCK"] = win_block
 
     def launch(cfg: KernelConfig) -> None:
         grid = (triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)
@@ -274,5 +280,8 @@ def attention_forward(
         )
 
     configs = [config] if config is not None else forward_configs(block_d, q.dtype, local, q.device)
+    strategy = TILING_STRATEGIES.get(f.tiling)
+    if config is None and strategy is not None and strategy.forward is not None and q.device.type == "cuda":
+        configs = [strategy.forward] + configs
     launch_with_fallback("forward", launch, configs)
     return out, lse

@@ -8,6 +8,8 @@ passed as a number at least ``seqlen_q + seqlen_k`` so no special case is needed
 ``WIN_BLOCK`` (a power of two, 1 for token windows) makes the band block-granular, the seed layer's local
 block-sparse attention: with ``g = WIN_BLOCK`` and ``pos = i + diag``, row ``i`` sees the keys of blocks
 ``pos // g - win_left .. pos // g + win_right`` (window sizes then count blocks). ``g = 1`` is the token window.
+A negative ``WIN_BLOCK`` means blocks of ``-WIN_BLOCK`` with token-level causality on top (key ``j <= pos``):
+the seed's causal mask intersected with its block-sparse band.
 
 The kernels split every row (or column) of tiles into three runs: masked tiles at the start, tiles that
 every query/key pair of the tile may see (no mask work at all), and masked tiles at the end. The range
@@ -24,17 +26,39 @@ def band_lower(pos, win_left, WIN_BLOCK: tl.constexpr):
     """First key a query at key position ``pos`` may see."""
     if WIN_BLOCK == 1:
         return pos - win_left
-    else:
+    elif WIN_BLOCK > 0:
         return (pos // WIN_BLOCK - win_left) * WIN_BLOCK
+    else:
+        return (pos // -WIN_BLOCK - win_left) * -WIN_BLOCK
+
+
+@triton.jit
+def block_upper(pos, win_right, WIN_BLOCK: tl.constexpr):
+    """One past the last key of the band (blocks only, without the token-level causal cap)."""
+    if WIN_BLOCK == 1:
+        return pos + win_right + 1
+    elif WIN_BLOCK > 0:
+        return (pos // WIN_BLOCK + win_right + 1) * WIN_BLOCK
+    else:
+        return (pos // -WIN_BLOCK + win_right + 1) * -WIN_BLOCK
 
 
 @triton.jit
 def band_upper(pos, win_right, WIN_BLOCK: tl.constexpr):
     """One past the last key a query at key position ``pos`` may see."""
-    if WIN_BLOCK == 1:
-        return pos + win_right + 1
+    if WIN_BLOCK < 0:
+        return tl.minimum(block_upper(pos, win_right, WIN_BLOCK), pos + 1)
     else:
-        return (pos // WIN_BLOCK + win_right + 1) * WIN_BLOCK
+        return block_upper(pos, win_right, WIN_BLOCK)
+
+
+@triton.jit
+def first_row(key, win_right, WIN_BLOCK: tl.constexpr):
+    """First key position (query position + diag) that sees ``key``: the inverse of ``band_upper``."""
+    if WIN_BLOCK < 0:
+        return tl.maximum(band_lower(key, win_right, WIN_BLOCK), key)
+    else:
+        return band_lower(key, win_right, WIN_BLOCK)
 
 
 @triton.jit
@@ -97,10 +121,10 @@ def query_range(n_start, seqlen_q, diag, win_left, win_right,
     if LOCAL:
         n_last = n_start + BLOCK_N - 1
         # Row i sees key j iff j // g - win_right <= (i + diag) // g <= j // g + win_left (g = WIN_BLOCK).
-        lo = _floor_to(tl.maximum(band_lower(n_start, win_right, WIN_BLOCK) - diag, 0), BLOCK_M)
-        hi = tl.minimum(tl.maximum(band_upper(n_last, win_left, WIN_BLOCK) - diag, 0), seqlen_q)
-        full_lo = _floor_to(tl.maximum(band_lower(n_last, win_right, WIN_BLOCK) - diag + BLOCK_M - 1, 0), BLOCK_M)
-        full_hi = _floor_to(tl.maximum(band_upper(n_start, win_left, WIN_BLOCK) - diag, 0), BLOCK_M)
+        lo = _floor_to(tl.maximum(first_row(n_start, win_right, WIN_BLOCK) - diag, 0), BLOCK_M)
+        hi = tl.minimum(tl.maximum(block_upper(n_last, win_left, WIN_BLOCK) - diag, 0), seqlen_q)
+        full_lo = _floor_to(tl.maximum(first_row(n_last, win_right, WIN_BLOCK) - diag + BLOCK_M - 1, 0), BLOCK_M)
+        full_hi = _floor_to(tl.maximum(block_upper(n_start, win_left, WIN_BLOCK) - diag, 0), BLOCK_M)
         full_lo = tl.minimum(tl.maximum(full_lo, lo), tl.maximum(hi, lo))
         full_hi = tl.maximum(tl.minimum(full_hi, hi), full_lo)
         hi = tl.maximum(hi, full_hi)
