@@ -147,19 +147,42 @@ def build_table(rows: Sequence[Row], source: Optional[str] = None) -> str:
     return "\n".join(lines)
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    """``text`` with the lines between the start and end markers replaced by ``table``."""
+def replace_between_markers(text: str, table: str, start_marker: str = "", end_marker: str = "") -> str:
+    """``text`` with the lines between the start and end markers (the perf-table ones by default) replaced."""
+    start_marker, end_marker = start_marker or START_MARKER, end_marker or END_MARKER
     lines = text.splitlines(keepends=True)
     stripped = [line.strip() for line in lines]
-    if START_MARKER not in stripped or END_MARKER not in stripped:
-        raise ValueError(f"markers {START_MARKER!r} and {END_MARKER!r} must each be on a line of their own")
-    start = stripped.index(START_MARKER)
-    if END_MARKER not in stripped[start:]:
-        raise ValueError(f"{END_MARKER!r} must come after {START_MARKER!r}")
-    end = stripped.index(END_MARKER, start)
+    if start_marker not in stripped or end_marker not in stripped:
+        raise ValueError(f"markers {start_marker!r} and {end_marker!r} must each be on a line of their own")
+    start = stripped.index(start_marker)
+    if end_marker not in stripped[start:]:
+        raise ValueError(f"{end_marker!r} must come after {start_marker!r}")
+    end = stripped.index(end_marker, start)
     newline = "\r\n" if lines[start].endswith("\r\n") else "\n"
     body = table.replace("\n", newline) + newline
     return "".join(lines[: start + 1]) + newline + body + newline + "".join(lines[end:])
+
+
+FEATURE_START, FEATURE_END = "<!-- features-table:start -->", "<!-- features-table:end -->"
+
+
+def build_features_table(rows: Sequence[Row], source: str) -> str:
+    """Markdown for a ``python -m flash_attention.bench_features`` CSV: time, TFLOPS, slowdown, peak memory."""
+    first = rows[0]
+    lines = [f"**{first['gpu']}** · torch {first['torch']} · triton {first['triton']} · {first['date'][:10]}", "",
+             "| case | causal | B×H×S, D | fwd ms | bwd ms | fwd TFLOPS | bwd TFLOPS | slowdown vs plain fwd/bwd "
+             "| peak GiB (inputs+outputs+grads) | note |",
+             "|:--|:--|:--|--:|--:|--:|--:|--:|--:|:--|"]
+    for r in rows:
+        slow = (f"{float(r['fwd_slowdown']):+.0%} / {float(r['bwd_slowdown']):+.0%}" if r.get("fwd_slowdown") else "")
+        peak = f"{float(r['peak_mem_gib']):.2f} ({float(r['io_mem_gib']):.2f})" if r.get("peak_mem_gib") else ""
+        fmt = lambda key, spec: format(float(r[key]), spec) if r.get(key) else ""  # noqa: E731
+        note = (r.get("note") or "").split("io_mem_gib recomputed")[0].rstrip("; ")
+        lines.append(f"| {r['name']} | {r['causal']} | {r['B']}×{r['H']}×{r['S']}, {r['D']} | {fmt('fwd_ms', '.2f')} "
+                     f"| {fmt('bwd_ms', '.2f')} | {fmt('fwd_tflops', '.0f')} | {fmt('bwd_tflops', '.0f')} | {slow} "
+                     f"| {peak} | {note} |")
+    lines += ["", f"Generated from `{source}` by `benchmarks/make_table.py --features`."]
+    return "\n".join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -167,7 +190,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("csv", type=Path, nargs="+",
                    help="CSVs written by python -m flash_attention.bench (one table per run)")
     p.add_argument("--readme", type=Path, help="replace the table between the perf-table markers of this file")
+    p.add_argument("--features", action="store_true",
+                   help="the CSV is a bench_features CSV: write the features table (features-table markers)")
     args = p.parse_args(argv)
+    if args.features:
+        table = build_features_table(load_rows(args.csv[0]), args.csv[0].as_posix())
+        print(table)
+        if args.readme is not None:
+            text = args.readme.read_text()
+            args.readme.write_text(replace_between_markers(text, table, FEATURE_START, FEATURE_END))
+        return 0
     tables = []
     for path in args.csv:
         rows = load_rows(path)

@@ -63,7 +63,7 @@ def run_case(name: str, b: int, h: int, hk: int, s: int, d: int, causal: bool = 
         k, v = (torch.randn(b, s, hk, d, device="cuda", dtype=dtype, requires_grad=backward) for _ in range(2))
         kw = _materialise(features, b, h, s, dtype)
         fwd = lambda: attention(q, k, v, causal=causal, window_size=window, **kw)  # noqa: E731
-        io = (q.numel() * 2 + k.numel() * 4) * q.element_size() / 2**30  # q, k, v, out (+ grads when training)
+        io = (q.numel() + k.numel()) * 2 * q.element_size() / 2**30  # q, out, k, v (x2 with grads)
         flops = 4 * b * h * visible_pairs(s, causal, window) * d
         if backward:
             out = fwd()
