@@ -48,6 +48,11 @@ def _sum_groups(x: torch.Tensor, nheads_k: int) -> torch.Tensor:
     return x.reshape(b, nheads_k, h // nheads_k, n, d).sum(dim=2).permute(0, 2, 1, 3)
 
 
+def _like(template: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``values`` in a tensor laid out like ``template`` (as the kernels' outputs are: ``empty_like``)."""
+    return torch.empty_like(template).copy_(values)
+
+
 def dropout_keep_chunk(f: Features, start: int, shape) -> torch.Tensor:
     """The keep mask of one key chunk: a function of (seed, offset, chunk start) only."""
     g = torch.Generator()
@@ -93,8 +98,7 @@ def attention_forward_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: 
     l_safe = torch.where(empty, torch.ones_like(l), l)
     out = acc / l_safe.unsqueeze(-1) / (1.0 - f.dropout_p)
     lse = torch.where(empty, torch.full_like(l, float("-inf")), m + torch.log(l_safe))
-    out = out.permute(0, 2, 1, 3).to(q.dtype)
-    return out, lse.to(torch.promote_types(ct, torch.float32))
+    return _like(q, out.permute(0, 2, 1, 3)), lse.to(torch.promote_types(ct, torch.float32))
 
 
 def attention_backward_cpu(
@@ -134,5 +138,4 @@ def attention_backward_cpu(
             ds = ds * (1 - tanh * tanh)
         dq += torch.matmul(ds, kc) * f.softmax_scale
         dk[:, start:end] = _sum_groups(torch.matmul(ds.transpose(-1, -2), qf) * f.softmax_scale, nheads_k)
-    dq = dq.permute(0, 2, 1, 3).to(q.dtype)
-    return dq, dk.to(k.dtype), dv.to(v.dtype), dbias
+    return _like(q, dq.permute(0, 2, 1, 3)), _like(k, dk), _like(v, dv), dbias

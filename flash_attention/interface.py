@@ -1,23 +1,22 @@
 """Public functional API, following Dao-AILab's FlashAttention 2 so its users can switch by one import.
 
 CUDA tensors run the Triton kernels of ``flash_attention.ops``; CPU tensors run the chunked PyTorch path of
-``flash_attention.cpu``. ``use_backend("triton")`` forces the kernels on CPU tensors too, which works under
+``flash_attention.cpu``; both behind the ``torch.library`` custom ops of ``flash_attention.library``, so
+``torch.compile`` traces through. ``use_backend("triton")`` forces the kernels on CPU tensors too, which works under
 Triton's interpreter (``TRITON_INTERPRET=1``) and is how the CPU test suite checks the kernels themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import dataclasses
 from typing import Iterator, Optional, Tuple, Union
 
 import torch
 import triton
 
 from . import cpu as _cpu
-from .ops.backward import attention_backward
-from .ops.configs import interpreting
-from .ops.forward import attention_forward
+from . import library as _library
 from .features import Features
 from .ops.scores import _dropout_mask_kernel
 from .reference import attention_scores
@@ -31,69 +30,17 @@ __all__ = [
     "use_backend",
 ]
 
-_BACKENDS = ("auto", "triton", "torch")
-_backend = os.environ.get("FLASH_ATTENTION_BACKEND", "auto")
-
-
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
     """Select the implementation inside a ``with`` block: "auto" (kernels on CUDA, PyTorch on CPU),
     "triton" (kernels everywhere; CPU tensors need ``TRITON_INTERPRET=1``) or "torch" (the chunked path)."""
-    global _backend
-    if name not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
-    previous, _backend = _backend, name
+    if name not in _library._BACKENDS:
+        raise ValueError(f"backend must be one of {_library._BACKENDS}, got {name!r}")
+    previous, _library._Backend.name = _library._Backend.name, name
     try:
         yield
     finally:
-        _backend = previous
-
-
-def _use_kernels(t: torch.Tensor) -> bool:
-    if _backend == "torch":
-        return False
-    if t.device.type == "cuda":
-        return True
-    if _backend == "triton":
-        if not interpreting():
-            raise RuntimeError("the triton backend on CPU tensors needs TRITON_INTERPRET=1 set before import")
-        return True
-    return False
-
-
-class _FlashAttnFunc(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, attn_bias, f: Features):
-        kernels = _use_kernels(q)
-        fwd = attention_forward if kernels else _cpu.attention_forward_cpu
-        out, lse = fwd(q, k, v, f)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.features, ctx.kernels = f, kernels
-        ctx.bias_shape = None if attn_bias is None else attn_bias.shape
-        lse_out = lse.to(torch.float32)  # the public lse is float32; the CPU path may keep float64 internally
-        ctx.mark_non_differentiable(lse_out)
-        return out, lse_out
-
-    @staticmethod
-    def backward(ctx, dout, _dlse):
-        q, k, v, out, lse = ctx.saved_tensors
-        f = ctx.features
-        if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
-            dout = dout.contiguous()
-        bias_grad = ctx.bias_shape is not None and ctx.needs_input_grad[3]
-        bwd = attention_backward if ctx.kernels else _cpu.attention_backward_cpu
-        dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
-        if dbias is not None:
-            dbias = _reduce_to_shape(dbias, ctx.bias_shape).to(f.attn_bias.dtype)
-        return dq, dk, dv, dbias, None
-
-
-def _reduce_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum a full ``(batch, nheads, seqlen_q, seqlen_k)`` gradient over the dimensions ``shape`` broadcast."""
-    lead = grad.dim() - len(shape)
-    grad = grad.sum(dim=tuple(range(lead))) if lead else grad
-    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    return grad.sum(dim=dims, keepdim=True) if dims else grad
+        _library._Backend.name = previous
 
 
 def _dropout_keep(q: torch.Tensor, k: torch.Tensor, f: Features, kernels: bool) -> torch.Tensor:
@@ -119,12 +66,6 @@ def _attention_probs(q, k, lse, f: Features, kernels: bool) -> torch.Tensor:
     if f.dropout_p > 0:
         p = torch.where(_dropout_keep(q, k, f, kernels), p, -p)
     return p.to(q.dtype)
-
-
-def _new_dropout_seed() -> Tuple[int, int]:
-    """Seed and Philox offset drawn from torch's default generator: reproducible under ``torch.manual_seed``."""
-    seed, offset = torch.randint(0, 2**62, (2,), dtype=torch.int64).tolist()
-    return seed, offset
 
 
 def attention(
@@ -156,15 +97,16 @@ def attention(
     if window_block > 1 and q.shape[1] != k.shape[1]:
         raise ValueError("block-granular windows need seqlen_q == seqlen_k, got "
                          f"{q.shape[1]} and {k.shape[1]}")
-    seed, offset = _new_dropout_seed() if dropout_p > 0 else (0, 0)
     f = Features(scale, bool(causal), window, float(softcap), alibi_slopes, attn_bias, attn_mask, float(dropout_p),
-                 seed, offset, int(window_block), tiling)
-    out, lse = _FlashAttnFunc.apply(q, k, v, attn_bias, f)
+                 window_block=int(window_block), tiling=tiling)
+    rng = _library.new_rng_state(f.dropout_p)
+    out, lse = _library.attention_op(q, k, v, f, rng)
     if not return_attn_probs:
         return out
     with torch.no_grad():
-        probs = _attention_probs(q, k, lse, f, _use_kernels(q))
-    return out, lse, probs
+        seed, offset = rng.tolist()
+        probs = _attention_probs(q, k, lse, dataclasses.replace(f, seed=seed, offset=offset), _library.use_kernels(q))
+    return out, lse.to(torch.float32), probs
 
 
 def flash_attn_func(

@@ -1,0 +1,148 @@
+"""The forward and backward as ``torch.library`` custom ops, so ``torch.compile(fullgraph=True)`` traces through.
+
+``flash_attention::forward`` and ``flash_attention::backward`` are opaque to the compiler: each has a fake
+implementation that only produces output shapes/dtypes/strides, and the forward's autograd formula calls the
+backward op. Dispatch between the Triton kernels and the CPU path happens inside the ops, at run time.
+
+Dropout's seed travels as a small int64 tensor (drawn from torch's generator) rather than Python ints, so drawing
+it does not break a compiled graph; it is read only inside the op.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from . import cpu as _cpu
+from .features import Features
+from .ops.backward import attention_backward
+from .ops.configs import interpreting
+from .ops.forward import attention_forward
+
+_BACKENDS = ("auto", "triton", "torch")
+
+
+class _Backend:
+    name = os.environ.get("FLASH_ATTENTION_BACKEND", "auto")
+
+
+def use_kernels(t: Tensor) -> bool:
+    """Triton kernels for CUDA tensors, the PyTorch path for CPU tensors, unless a backend is forced."""
+    if _Backend.name == "torch":
+        return False
+    if t.device.type == "cuda":
+        return True
+    if _Backend.name == "triton":
+        if not interpreting():
+            raise RuntimeError("the triton backend on CPU tensors needs TRITON_INTERPRET=1 set before import")
+        return True
+    return False
+
+
+def _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
+              dropout_p, rng, window_block, tiling) -> Features:
+    seed, offset = (int(x) for x in rng.tolist()) if dropout_p > 0 else (0, 0)
+    return Features(softmax_scale, causal, (window_left, window_right), softcap, alibi_slopes, attn_bias, attn_mask,
+                    dropout_p, seed, offset, window_block, tiling)
+
+
+def _lse_dtype(q: Tensor) -> torch.dtype:
+    # The CPU path keeps float64 lse for float64 inputs (exact backward); everything else is float32.
+    return torch.float64 if q.dtype == torch.float64 and not use_kernels(q) else torch.float32
+
+
+@torch.library.custom_op("flash_attention::forward", mutates_args=())
+def forward_op(
+    q: Tensor, k: Tensor, v: Tensor,
+    alibi_slopes: Optional[Tensor], attn_bias: Optional[Tensor], attn_mask: Optional[Tensor], rng: Tensor,
+    softmax_scale: float, causal: bool, window_left: int, window_right: int, softcap: float, dropout_p: float,
+    window_block: int, tiling: str,
+) -> Tuple[Tensor, Tensor]:
+    """``(out, lse)``; lse is ``(batch, nheads, seqlen_q)`` in natural log."""
+    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
+                  dropout_p, rng, window_block, tiling)
+    fwd = attention_forward if use_kernels(q) else _cpu.attention_forward_cpu
+    out, lse = fwd(q, k, v, f)
+    return out, lse.to(_lse_dtype(q))
+
+
+@forward_op.register_fake
+def _(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left, window_right, softcap,
+      dropout_p, window_block, tiling):
+    batch, seqlen_q, nheads, _ = q.shape
+    return torch.empty_like(q), q.new_empty((batch, nheads, seqlen_q), dtype=_lse_dtype(q))
+
+
+@torch.library.custom_op("flash_attention::backward", mutates_args=())
+def backward_op(
+    dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+    alibi_slopes: Optional[Tensor], attn_bias: Optional[Tensor], attn_mask: Optional[Tensor], rng: Tensor,
+    softmax_scale: float, causal: bool, window_left: int, window_right: int, softcap: float, dropout_p: float,
+    window_block: int, tiling: str, bias_grad: bool,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(dq, dk, dv, dbias)``; dbias is float32 ``(batch, nheads, seqlen_q, seqlen_k)``, or empty."""
+    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
+                  dropout_p, rng, window_block, tiling)
+    if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
+        dout = dout.contiguous()
+    bwd = attention_backward if use_kernels(q) else _cpu.attention_backward_cpu
+    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
+    if dbias is None:
+        dbias = q.new_empty((0,), dtype=torch.float32)
+    return dq, dk, dv, dbias
+
+
+@backward_op.register_fake
+def _(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
+      window_right, softcap, dropout_p, window_block, tiling, bias_grad):
+    batch, seqlen_q, nheads, _ = q.shape
+    shape = (batch, nheads, seqlen_q, k.shape[1]) if bias_grad else (0,)
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), q.new_empty(shape, dtype=torch.float32)
+
+
+_OPTION_NAMES = ("softmax_scale", "causal", "window_left", "window_right", "softcap", "dropout_p", "window_block",
+                 "tiling")
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    q, k, v, alibi_slopes, attn_bias, attn_mask, rng, *options = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng)
+    ctx.options = options
+    ctx.bias_shape = None if attn_bias is None else attn_bias.shape
+
+
+def _backward(ctx, dout, _dlse):
+    q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng = ctx.saved_tensors
+    bias_grad = attn_bias is not None and ctx.needs_input_grad[4]
+    dq, dk, dv, dbias = backward_op(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng,
+                                    *ctx.options, bias_grad)
+    dbias_out = _reduce_to_shape(dbias, ctx.bias_shape).to(attn_bias.dtype) if bias_grad else None
+    return (dq, dk, dv, None, dbias_out, None, None) + (None,) * len(_OPTION_NAMES)
+
+
+def _reduce_to_shape(grad: Tensor, shape: torch.Size) -> Tensor:
+    """Sum a full ``(batch, nheads, seqlen_q, seqlen_k)`` gradient over the dimensions ``shape`` broadcast."""
+    lead = grad.dim() - len(shape)
+    grad = grad.sum(dim=tuple(range(lead))) if lead else grad
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def new_rng_state(dropout_p: float) -> Tensor:
+    """Seed and Philox offset from torch's default generator (reproducible under ``torch.manual_seed``)."""
+    if dropout_p > 0:
+        return torch.randint(0, 2**62, (2,), dtype=torch.int64)
+    return torch.zeros(2, dtype=torch.int64)
+
+
+def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> Tuple[Tensor, Tensor]:
+    """Call the forward op with validated options."""
+    return forward_op(q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.softmax_scale, f.causal,
+                      f.window_size[0], f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling)

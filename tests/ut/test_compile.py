@@ -1,0 +1,78 @@
+"""torch.library custom ops: opcheck, and torch.compile(fullgraph=True) through our attention (CPU path)."""
+
+import pytest
+import torch
+
+from flash_attention import flash_attn_func, use_backend
+from flash_attention.library import backward_op, forward_op, new_rng_state
+
+
+@pytest.fixture(autouse=True)
+def _torch_backend():
+    with use_backend("torch"):
+        yield
+
+
+def _forward_args(dropout_p=0.0, bias=None, causal=True):
+    q = torch.randn(2, 24, 4, 16, requires_grad=True)
+    k, v = (torch.randn(2, 32, 2, 16, requires_grad=True) for _ in range(2))
+    return (q, k, v, None, bias, None, new_rng_state(dropout_p), 0.25, causal, -1, -1, 0.0, dropout_p, 1, "auto")
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.2])
+def test_opcheck_forward(dropout_p):
+    torch.library.opcheck(forward_op, _forward_args(dropout_p))
+
+
+def test_opcheck_forward_with_bias_grad():
+    bias = torch.randn(1, 4, 24, 32, requires_grad=True)
+    torch.library.opcheck(forward_op, _forward_args(bias=bias, causal=False))
+
+
+def test_opcheck_backward():
+    args = _forward_args()
+    q, k, v = (t.detach() for t in args[:3])
+    out, lse = forward_op(q, k, v, *args[3:])
+    dout = torch.randn_like(out)
+    torch.library.opcheck(backward_op, (dout, q, k, v, out, lse, *args[3:], False))
+
+
+class Block(torch.nn.Module):
+    """A small attention block: projections around our attention, as a model would use it."""
+
+    def __init__(self, dim=64, heads=4, kv_heads=2, dropout_p=0.0):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim, self.dropout_p = heads, kv_heads, dim // heads, dropout_p
+        self.q = torch.nn.Linear(dim, dim)
+        self.kv = torch.nn.Linear(dim, 2 * kv_heads * self.head_dim)
+        self.o = torch.nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, s, _ = x.shape
+        q = self.q(x).view(b, s, self.heads, self.head_dim)
+        k, v = self.kv(x).view(b, s, 2, self.kv_heads, self.head_dim).unbind(2)
+        y = flash_attn_func(q, k, v, dropout_p=self.dropout_p, causal=True)
+        return self.o(y.reshape(b, s, -1))
+
+
+def test_compile_fullgraph_matches_eager():
+    torch.manual_seed(0)
+    model = Block()
+    x = torch.randn(2, 40, 64)
+    compiled = torch.compile(model, fullgraph=True)
+    eager_out = model(x)
+    out = compiled(x)
+    torch.testing.assert_close(out, eager_out, atol=1e-5, rtol=1e-5)
+    eager_grads = torch.autograd.grad(eager_out.square().sum(), list(model.parameters()))
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    for a, b in zip(grads, eager_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_compile_fullgraph_with_dropout():
+    torch.manual_seed(0)
+    model = Block(dropout_p=0.1)
+    compiled = torch.compile(model, fullgraph=True)
+    out = compiled(torch.randn(2, 40, 64))
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
