@@ -17,14 +17,8 @@ from flash_attention import bench
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_table = _load_script("make_table")
+from flash_attention import plot as plot_module  # noqa: E402
+from flash_attention import tables as make_table  # noqa: E402
 
 ENV = {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "triton": "3.6.0", "cuda": "12.8", "cudnn": 91000,
        "date": "2026-11-24T10:00:00"}
@@ -194,7 +188,7 @@ def test_make_table_readme(tmp_path, capsys):
 
 def test_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    plot = _load_script("plot")
+    plot = plot_module
     csv_path = _synthetic_csv(tmp_path / "r.csv")
     assert plot.main([str(csv_path), "--out-dir", str(tmp_path / "png")]) == 0
     names = sorted(p.name for p in (tmp_path / "png").iterdir())
