@@ -76,3 +76,17 @@ def test_compile_fullgraph_with_dropout():
     out = compiled(torch.randn(2, 40, 64))
     grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
     assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_compile_seed_layer_with_causal_tile():
+    """The seed layer compiles with fullgraph=True, its causal tile included (used as a full mask then)."""
+    import numpy as np
+
+    from flash_attention import FlashAttention
+
+    layer = FlashAttention(16, prev_block_num=1, next_block_num=0, tiling_stgy_name="sparse64")
+    q, k, v = (torch.randn(2, 2, 100, 16) for _ in range(3))
+    mask = torch.from_numpy(np.triu(np.ones((1, 100, 100), dtype=np.float32), k=1))
+    eager = layer(q, k, v, mask)
+    compiled = torch.compile(layer, fullgraph=True)(q, k, v, mask)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)

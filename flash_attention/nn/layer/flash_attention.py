@@ -112,12 +112,17 @@ class FlashAttention(nn.Module):
 
     def _mask(self, mask: torch.Tensor, batch: int, seq_q: int, seq_k: int) -> Tuple[bool, Optional[torch.Tensor]]:
         """Seed mask (1 = masked) -> ``(causal, attn_mask)`` with our convention (True = may attend)."""
-        if mask.dim() == 3 and mask.shape[0] == 1 and mask.shape[1] == mask.shape[2]:
+        # Recognising the causal tile reads the mask's values, which torch.compile cannot trace without a graph
+        # break; compiled, a (1, seq, seq) tile is used as the full mask it also is (same result, slower).
+        tile = mask.dim() == 3 and mask.shape[0] == 1 and mask.shape[1] == mask.shape[2]
+        if tile and not torch.compiler.is_compiling():
             t = mask.shape[1]
             triu = torch.triu(torch.ones(t, t, dtype=torch.bool, device=mask.device), diagonal=1)
             if torch.equal(mask[0] != 0, triu):
                 return True, None
         expected = (batch, seq_q, seq_k) if self.have_attention_mask_batch else (seq_q, seq_k)
+        if tile and tuple(mask.shape[1:]) == (seq_q, seq_k):
+            expected = tuple(mask.shape)  # a causal tile of the sequence's size, broadcast over the batch
         if tuple(mask.shape) != expected:
             raise ValueError(
                 f"attention_mask must be a (1, T, T) upper-triangular causal tile or a full mask of shape "
