@@ -40,6 +40,8 @@ from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List
 
 import torch
 
+from .testing import AttnCase
+
 from .reference import attention_ref
 
 __all__ = [
@@ -236,37 +238,37 @@ def _sync() -> None:
 
 @dataclass(frozen=True)
 class CheckCase:
+    """A correctness case of the main job: a ``flash_attention.testing.AttnCase`` in a named dtype."""
+
     dtype: str
-    batch: int
-    seqlen_q: int
-    seqlen_k: int
-    nheads: int
-    nheads_k: int
-    head_dim: int
-    causal: bool
+    case: AttnCase
 
     @property
     def shape(self) -> Shape:
-        return Shape(self.dtype, self.batch, self.nheads, self.nheads_k, self.seqlen_q, self.seqlen_k,
-                     self.head_dim, self.causal)
+        c = self.case
+        return Shape(self.dtype, c.batch, c.nheads, c.nheads_k, c.seqlen_q, c.seqlen_k, c.head_dim, c.causal)
 
 
-GPU_CHECK_CASES = (
-    CheckCase("fp16", 2, 1024, 1024, 8, 8, 64, False),
-    CheckCase("fp16", 2, 1024, 1024, 8, 8, 128, True),
-    CheckCase("bf16", 2, 1024, 1024, 8, 8, 64, True),
-    CheckCase("bf16", 2, 1024, 1024, 8, 8, 128, False),
-    CheckCase("bf16", 2, 512, 512, 8, 2, 128, True),  # GQA
-    CheckCase("fp16", 1, 1000, 1537, 4, 4, 64, True),  # ragged tiles, bottom-right causal
+def _cases(*rows: Tuple[Any, ...]) -> Tuple[CheckCase, ...]:
+    return tuple(CheckCase(dtype, AttnCase(*shape)) for dtype, *shape in rows)
+
+
+GPU_CHECK_CASES = _cases(
+    ("fp16", 2, 1024, 1024, 8, 8, 64, False),
+    ("fp16", 2, 1024, 1024, 8, 8, 128, True),
+    ("bf16", 2, 1024, 1024, 8, 8, 64, True),
+    ("bf16", 2, 1024, 1024, 8, 8, 128, False),
+    ("bf16", 2, 512, 512, 8, 2, 128, True),  # GQA
+    ("fp16", 1, 1000, 1537, 4, 4, 64, True),  # ragged tiles, bottom-right causal
 )
 
-CPU_CHECK_CASES = (
-    CheckCase("fp32", 2, 128, 128, 4, 4, 32, False),
-    CheckCase("fp16", 2, 128, 128, 4, 4, 64, True),
-    CheckCase("bf16", 1, 256, 256, 2, 2, 64, False),
-    CheckCase("bf16", 2, 200, 200, 4, 4, 32, True),
-    CheckCase("fp16", 2, 128, 128, 4, 2, 64, True),  # GQA
-    CheckCase("fp16", 1, 100, 237, 2, 2, 32, True),  # odd lengths, bottom-right causal
+CPU_CHECK_CASES = _cases(
+    ("fp32", 2, 128, 128, 4, 4, 32, False),
+    ("fp16", 2, 128, 128, 4, 4, 64, True),
+    ("bf16", 1, 256, 256, 2, 2, 64, False),
+    ("bf16", 2, 200, 200, 4, 4, 32, True),
+    ("fp16", 2, 128, 128, 4, 2, 64, True),  # GQA
+    ("fp16", 1, 100, 237, 2, 2, 32, True),  # odd lengths, bottom-right causal
 )
 
 @dataclass
@@ -287,9 +289,7 @@ class CheckResult:
         return not self.error and bool(self.tensors)
 
     def line(self) -> str:
-        c = self.case
-        head = (f"{'PASS' if self.passed else 'FAIL'}  {c.dtype} B{c.batch} H{c.nheads}/{c.nheads_k} "
-                f"Sq{c.seqlen_q} Sk{c.seqlen_k} D{c.head_dim} {'causal' if c.causal else 'full':6}")
+        head = f"{'PASS' if self.passed else 'FAIL'}  {self.case.dtype} {self.case.case}"
         if self.error:
             return f"{head}  {self.error}"
         return head + "  " + "  ".join(f"{t.name} {t.err:.2e}/{t.err_low:.2e}" for t in self.tensors)
@@ -299,12 +299,11 @@ def check_case(case: CheckCase, device: str, first_calls: Optional[FirstCalls] =
                ) -> CheckResult:
     """Our output and q/k/v gradients against float64, with the criterion of ``flash_attention.testing``."""
     from . import flash_attn_func
-    from .testing import AttnCase, check_api
+    from .testing import check_api
 
     result = CheckResult(case)
     shape = case.shape
-    attn_case = AttnCase(case.batch, case.seqlen_q, case.seqlen_k, case.nheads, case.nheads_k, case.head_dim,
-                         case.causal)
+    attn_case = case.case
 
     def ours_fn(*qkv: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         call = lambda: flash_attn_func(*qkv, causal=kwargs["causal"])  # noqa: E731

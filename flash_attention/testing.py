@@ -267,3 +267,23 @@ def cases_product(seqlens: Sequence[Tuple[int, int]], causals=(False, True), hea
     """All combinations as a list of ``AttnCase`` (for ``pytest.mark.parametrize``)."""
     return [AttnCase(batch, sq, sk, h, hk, d, c, w, **features)
             for (sq, sk) in seqlens for c in causals for (h, hk) in heads for d in head_dims for w in windows]
+
+
+class TinyAttentionBlock(torch.nn.Module):
+    """Projections around ``flash_attn_func`` (GQA, causal), as a model would use it: the compile tests' model."""
+
+    def __init__(self, dim: int = 64, heads: int = 4, kv_heads: int = 2, dropout_p: float = 0.0):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim, self.dropout_p = heads, kv_heads, dim // heads, dropout_p
+        self.q = torch.nn.Linear(dim, dim)
+        self.kv = torch.nn.Linear(dim, 2 * kv_heads * self.head_dim)
+        self.o = torch.nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from .interface import flash_attn_func
+
+        b, s, _ = x.shape
+        q = self.q(x).view(b, s, self.heads, self.head_dim)
+        k, v = self.kv(x).view(b, s, 2, self.kv_heads, self.head_dim).unbind(2)
+        y = flash_attn_func(q, k, v, dropout_p=self.dropout_p, causal=True)
+        return self.o(y.reshape(b, s, -1))

@@ -19,6 +19,17 @@ def kernel_device() -> str:
     return "cuda" if HAS_CUDA else "cpu"
 
 
+@pytest.fixture(params=["triton", "torch"])
+def backend(request, kernel_device):
+    """Both implementations on the tensors they serve (yields the device): the kernels on the GPU or under the
+    interpreter, the chunked PyTorch path on CPU."""
+    from flash_attention import use_backend
+
+    device = kernel_device if request.param == "triton" else "cpu"
+    with use_backend(request.param):
+        yield device
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

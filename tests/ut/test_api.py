@@ -7,15 +7,8 @@ from flash_attention import flash_attn_func, flash_attn_kvpacked_func, flash_att
 from flash_attention.reference import attention_ref
 from flash_attention.testing import AttnCase, check_api
 
-BACKENDS = ["torch", "triton"]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, kernel_device):
-    """Both implementations on the tensors they serve: kernels on the GPU or the interpreter, torch on CPU."""
-    device = kernel_device if request.param == "triton" else "cpu"
-    with use_backend(request.param):
-        yield device
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from flash_attention import bench
+from flash_attention.testing import AttnCase
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -217,21 +218,21 @@ def test_check_catches_a_wrong_result(monkeypatch):
         return real(q, k, v, causal=not causal)
 
     monkeypatch.setattr(flash_attention, "flash_attn_func", wrong)
-    res = bench.check_case(bench.CheckCase("fp16", 1, 64, 64, 2, 2, 32, True), "cpu")
+    res = bench.check_case(bench.CheckCase("fp16", AttnCase(1, 64, 64, 2, 2, 32, True)), "cpu")
     assert not res.passed and "FAIL" in res.line()
 
     def nan(q, k, v, causal=False):
         return torch.full_like(q, float("nan")) + 0 * (q + k.sum() + v.sum())
 
     monkeypatch.setattr(flash_attention, "flash_attn_func", nan)
-    res = bench.check_case(bench.CheckCase("fp32", 1, 16, 16, 2, 2, 32, False), "cpu")
+    res = bench.check_case(bench.CheckCase("fp32", AttnCase(1, 16, 16, 2, 2, 32, False)), "cpu")
     assert not res.passed and "NaN" in res.error
 
     def boom(*args, **kwargs):
         raise RuntimeError("kernel exploded\nsecond line")
 
     monkeypatch.setattr(flash_attention, "flash_attn_func", boom)
-    res = bench.check_case(bench.CheckCase("fp32", 1, 16, 16, 2, 2, 32, False), "cpu")
+    res = bench.check_case(bench.CheckCase("fp32", AttnCase(1, 16, 16, 2, 2, 32, False)), "cpu")
     assert not res.passed and res.error == "RuntimeError: kernel exploded"
 
 

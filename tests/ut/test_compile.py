@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from flash_attention import flash_attn_func, use_backend
+from flash_attention import use_backend
+from flash_attention.testing import TinyAttentionBlock
 from flash_attention.library import backward_op, forward_op, new_rng_state
 
 
@@ -37,22 +38,7 @@ def test_opcheck_backward():
     torch.library.opcheck(backward_op, (dout, q, k, v, out, lse, *args[3:], False))
 
 
-class Block(torch.nn.Module):
-    """A small attention block: projections around our attention, as a model would use it."""
-
-    def __init__(self, dim=64, heads=4, kv_heads=2, dropout_p=0.0):
-        super().__init__()
-        self.heads, self.kv_heads, self.head_dim, self.dropout_p = heads, kv_heads, dim // heads, dropout_p
-        self.q = torch.nn.Linear(dim, dim)
-        self.kv = torch.nn.Linear(dim, 2 * kv_heads * self.head_dim)
-        self.o = torch.nn.Linear(dim, dim)
-
-    def forward(self, x):
-        b, s, _ = x.shape
-        q = self.q(x).view(b, s, self.heads, self.head_dim)
-        k, v = self.kv(x).view(b, s, 2, self.kv_heads, self.head_dim).unbind(2)
-        y = flash_attn_func(q, k, v, dropout_p=self.dropout_p, causal=True)
-        return self.o(y.reshape(b, s, -1))
+Block = TinyAttentionBlock
 
 
 def test_compile_fullgraph_matches_eager():

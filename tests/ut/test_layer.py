@@ -11,14 +11,8 @@ from flash_attention.nn.layer.flash_attention import alibi_slopes
 from flash_attention.reference import attention_ref
 from flash_attention.testing import compare, default_slack
 
-BACKENDS = ["triton", "torch"]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, kernel_device):
-    device = kernel_device if request.param == "triton" else "cpu"
-    with use_backend(request.param):
-        yield device
 
 
 def _qkv(b, h, s, d, device, dtype=torch.float16, requires_grad=True):
