@@ -2,7 +2,8 @@
 
 ``flash_attention::forward`` and ``flash_attention::backward`` are opaque to the compiler: each has a fake
 implementation that only produces output shapes/dtypes/strides, and the forward's autograd formula calls the
-backward op. Dispatch between the Triton kernels and the CPU path happens inside the ops, at run time.
+backward op. Dispatch between the Triton kernels and the CPU path happens inside the ops, at run time. In eager
+mode the same implementation runs through a plain ``autograd.Function`` (cheaper on the host).
 
 Dropout's seed travels as a small int64 tensor (drawn from torch's generator) rather than Python ints, so drawing
 it does not break a compiled graph; it is read only inside the op.
@@ -54,6 +55,15 @@ def _lse_dtype(q: Tensor) -> torch.dtype:
     return torch.float64 if q.dtype == torch.float64 and not use_kernels(q) else torch.float32
 
 
+def _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
+                  window_right, softcap, dropout_p, window_block, tiling) -> Tuple[Tensor, Tensor]:
+    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
+                  dropout_p, rng, window_block, tiling)
+    fwd = attention_forward if use_kernels(q) else _cpu.attention_forward_cpu
+    out, lse = fwd(q, k, v, f)
+    return out, lse.to(_lse_dtype(q))
+
+
 @torch.library.custom_op("flash_attention::forward", mutates_args=())
 def forward_op(
     q: Tensor, k: Tensor, v: Tensor,
@@ -62,11 +72,8 @@ def forward_op(
     window_block: int, tiling: str,
 ) -> Tuple[Tensor, Tensor]:
     """``(out, lse)``; lse is ``(batch, nheads, seqlen_q)`` in natural log."""
-    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
-                  dropout_p, rng, window_block, tiling)
-    fwd = attention_forward if use_kernels(q) else _cpu.attention_forward_cpu
-    out, lse = fwd(q, k, v, f)
-    return out, lse.to(_lse_dtype(q))
+    return _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
+                         window_right, softcap, dropout_p, window_block, tiling)
 
 
 @forward_op.register_fake
@@ -74,6 +81,19 @@ def _(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, w
       dropout_p, window_block, tiling):
     batch, seqlen_q, nheads, _ = q.shape
     return torch.empty_like(q), q.new_empty((batch, nheads, seqlen_q), dtype=_lse_dtype(q))
+
+
+def _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal,
+                   window_left, window_right, softcap, dropout_p, window_block, tiling, bias_grad):
+    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
+                  dropout_p, rng, window_block, tiling)
+    if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
+        dout = dout.contiguous()
+    bwd = attention_backward if use_kernels(q) else _cpu.attention_backward_cpu
+    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
+    if dbias is None:
+        dbias = q.new_empty((0,), dtype=torch.float32)
+    return dq, dk, dv, dbias
 
 
 @torch.library.custom_op("flash_attention::backward", mutates_args=())
@@ -84,15 +104,8 @@ def backward_op(
     window_block: int, tiling: str, bias_grad: bool,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(dq, dk, dv, dbias)``; dbias is float32 ``(batch, nheads, seqlen_q, seqlen_k)``, or empty."""
-    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
-                  dropout_p, rng, window_block, tiling)
-    if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
-        dout = dout.contiguous()
-    bwd = attention_backward if use_kernels(q) else _cpu.attention_backward_cpu
-    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
-    if dbias is None:
-        dbias = q.new_empty((0,), dtype=torch.float32)
-    return dq, dk, dv, dbias
+    return _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal,
+                          window_left, window_right, softcap, dropout_p, window_block, tiling, bias_grad)
 
 
 @backward_op.register_fake
@@ -118,8 +131,8 @@ def _setup_context(ctx, inputs, output) -> None:
 def _backward(ctx, dout, _dlse):
     q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng = ctx.saved_tensors
     bias_grad = attn_bias is not None and ctx.needs_input_grad[4]
-    dq, dk, dv, dbias = backward_op(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng,
-                                    *ctx.options, bias_grad)
+    bwd = _backward_impl if getattr(ctx, "eager", False) else backward_op
+    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, *ctx.options, bias_grad)
     dbias_out = _reduce_to_shape(dbias, ctx.bias_shape).to(attn_bias.dtype) if bias_grad else None
     return (dq, dk, dv, None, dbias_out, None, None) + (None,) * len(_OPTION_NAMES)
 
@@ -135,6 +148,26 @@ def _reduce_to_shape(grad: Tensor, shape: torch.Size) -> Tensor:
 forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _EagerAttention(torch.autograd.Function):
+    """The same forward and backward without the custom-op layer, for eager mode.
+
+    torch.library's eager dispatch cost ~0.6 ms of host time per op call on the H100 machine's CPU, more than the
+    kernels of a small attention (benchmarks/NOTES.md); the compiler still sees the custom ops.
+    """
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        out, lse = _forward_impl(*inputs)
+        _setup_context(ctx, inputs, (out, lse))
+        ctx.eager = True
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, dout, dlse):
+        return _backward(ctx, dout, dlse)
+
+
 def new_rng_state(dropout_p: float) -> Tensor:
     """Seed and Philox offset from torch's default generator (reproducible under ``torch.manual_seed``)."""
     if dropout_p > 0:
@@ -143,6 +176,9 @@ def new_rng_state(dropout_p: float) -> Tensor:
 
 
 def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> Tuple[Tensor, Tensor]:
-    """Call the forward op with validated options."""
-    return forward_op(q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.softmax_scale, f.causal,
-                      f.window_size[0], f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling)
+    """Attention with validated options: the custom op when compiling, a plain autograd.Function in eager mode."""
+    args = (q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.softmax_scale, f.causal, f.window_size[0],
+            f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling)
+    if torch.compiler.is_compiling():
+        return forward_op(*args)
+    return _EagerAttention.apply(*args)
