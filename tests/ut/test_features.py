@@ -5,6 +5,8 @@ float64 reference with the same criterion as the core tests. Dropout is checked 
 pattern that ``return_attn_probs`` exposes, and statistically.
 """
 
+import itertools
+
 import pytest
 import torch
 
@@ -136,3 +138,20 @@ def test_feature_validation(kwargs, exc, match):
     k = torch.randn(1, 8, 2, 16, dtype=torch.float16)
     with pytest.raises(exc, match=match):
         flash_attn_func(q, k, k, **kwargs)
+
+
+def _product_cases():
+    """Every combination of the seven binary features (128 cases), at a small size."""
+    out = []
+    for bits in itertools.product((False, True), repeat=7):
+        causal, window, alibi, dropout, gqa, softcap, mask = bits
+        out.append(AttnCase(1, 40, 56, 4, 2 if gqa else 4, 16, causal, (12, 4) if window else (-1, -1),
+                            softcap=2.0 if softcap else 0.0, alibi="heads" if alibi else "",
+                            mask="full" if mask else "", dropout_p=0.2 if dropout else 0.0))
+    return out
+
+
+@pytest.mark.parametrize("c", _product_cases(), ids=str)
+def test_every_combination(c, backend):
+    """causal x window x ALiBi x dropout x GQA x softcap x mask, each against the float64 reference."""
+    check_api(flash_attn_func, c, torch.float16, backend)
