@@ -13,7 +13,6 @@ import csv
 import itertools
 
 import torch
-import triton
 from triton.testing import do_bench
 
 from flash_attention.features import Features

@@ -42,7 +42,6 @@ import torch
 
 from .testing import AttnCase
 
-from .reference import attention_ref
 
 __all__ = [
     "Shape",

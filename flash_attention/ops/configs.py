@@ -38,10 +38,6 @@ def dot_precision(dtype: torch.dtype) -> str:
 _INTERP = [KernelConfig(32, 16, 4, 1)]
 
 
-def _sm90(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
-
-
 def forward_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch.device) -> List[KernelConfig]:
     if interpreting() or device.type != "cuda":
         return _INTERP

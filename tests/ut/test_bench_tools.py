@@ -3,8 +3,6 @@ make_table.py / plot.py on a synthetic CSV, the CPU correctness check and the dr
 
 import csv
 import datetime
-import importlib.util
-import math
 import subprocess
 import sys
 from pathlib import Path
