@@ -13,12 +13,11 @@ import dataclasses
 from typing import Iterator, Optional, Tuple, Union
 
 import torch
-import triton
 
 from . import cpu as _cpu
 from . import library as _library
 from .features import Features
-from .ops.scores import _dropout_mask_kernel
+from .ops.scores import dropout_mask
 from .reference import attention_scores
 from .validation import check_features, check_options, check_qkv, check_tensor
 
@@ -29,6 +28,7 @@ __all__ = [
     "flash_attn_qkvpacked_func",
     "use_backend",
 ]
+
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
@@ -49,11 +49,7 @@ def _dropout_keep(q: torch.Tensor, k: torch.Tensor, f: Features, kernels: bool) 
     seqlen_k = k.shape[1]
     if not kernels:
         return _cpu.dropout_keep(f, batch, nheads, seqlen_q, seqlen_k).to(q.device)
-    keep = torch.empty(batch, nheads, seqlen_q, seqlen_k, device=q.device, dtype=torch.int8)
-    if keep.numel():
-        _dropout_mask_kernel[(triton.cdiv(seqlen_q, 16), nheads, batch)](
-            keep, nheads, seqlen_q, seqlen_k, f.seed, f.offset, f.dropout_p, BLOCK_M=16, BLOCK_N=64)
-    return keep.bool()
+    return dropout_mask(batch, nheads, seqlen_q, seqlen_k, f.seed, f.offset, f.dropout_p, q.device)
 
 
 def _attention_probs(q, k, lse, f: Features, kernels: bool) -> torch.Tensor:

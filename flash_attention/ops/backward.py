@@ -22,7 +22,7 @@ import triton.language as tl
 
 from ..features import Features
 from .configs import TILING_STRATEGIES, KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
-from .forward import LOG2E, feature_args, window_bounds
+from .forward import LOG2E, feature_args
 from .masks import key_range, query_range, visible
 from .scores import dropout_keep, score_log2, user_mask
 
@@ -384,15 +384,13 @@ def attention_backward(
              if bias_grad else None)
     if batch == 0 or nheads == 0 or seqlen_q == 0 or seqlen_k == 0:
         return dq.zero_(), dk.zero_(), dv.zero_(), dbias
-    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
     block_d = max(16, triton.next_power_of_2(head_dim))
     group = nheads // nheads_k
     diag = seqlen_k - seqlen_q
     qk_scale = f.softmax_scale * LOG2E
     prec = dot_precision(q.dtype)
     fa = feature_args(q, k, f)
-    flags = fa["flags"]
-    flags["WIN_BLOCK"] = win_block
+    flags, local = fa["flags"], fa["local"]
 
     delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
     lse2 = torch.empty_like(delta)
@@ -404,7 +402,7 @@ def attention_backward(
         nheads, seqlen_q,
         HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block,
     )
-    common = (nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"], diag, left, right,
+    common = (nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"], diag, *fa["band"],
               *fa["dropout"])
 
     def launch_dkdv(cfg: KernelConfig) -> None:

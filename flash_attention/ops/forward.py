@@ -201,12 +201,13 @@ def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple
 
 
 def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
-    """Kernel arguments shared by every kernel: score modifications, masks, dropout and their strides.
+    """Kernel arguments shared by every kernel: the band, score modifications, masks, dropout and their strides.
 
     Bias and mask are broadcast views (stride 0 on broadcast dimensions), never copies.
     """
     batch, seqlen_q, nheads, _ = q.shape
     seqlen_k = k.shape[1]
+    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
 
     def strides4(t: Optional[torch.Tensor]):
         if t is None:
@@ -222,11 +223,12 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
         slope_strides = (slopes.stride(0), slopes.stride(1)) if slopes.dim() == 2 else (0, slopes.stride(0))
     softcap = float(f.softcap)
     return dict(
+        local=local, band=(left, right),
         tensors=(bias, mask, slopes), strides=bias_strides + mask_strides + slope_strides,
         scalars=(f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E),
         dropout=(float(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset)),
         flags=dict(SOFTCAP=softcap > 0, ALIBI=f.alibi_slopes is not None, BIAS=f.attn_bias is not None,
-                   MASK=f.attn_mask is not None, DROPOUT=f.dropout_p > 0, WIN_BLOCK=f.window_block),
+                   MASK=f.attn_mask is not None, DROPOUT=f.dropout_p > 0, WIN_BLOCK=win_block),
     )
 
 
@@ -256,10 +258,9 @@ def attention_forward(
         out.zero_()
         lse.fill_(float("-inf"))
         return out, lse
-    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
     block_d = max(16, triton.next_power_of_2(head_dim))
     fa = feature_args(q, k, f)
-    fa["flags"]["WIN_BLOCK"] = win_block
+    local = fa["local"]
 
     def launch(cfg: KernelConfig) -> None:
         grid = (triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)
@@ -271,7 +272,7 @@ def attention_forward(
             out.stride(0), out.stride(1), out.stride(2),
             *fa["strides"],
             nheads, seqlen_q, seqlen_k, nheads // nheads_k,
-            f.softmax_scale * LOG2E, *fa["scalars"], seqlen_k - seqlen_q, left, right,
+            f.softmax_scale * LOG2E, *fa["scalars"], seqlen_k - seqlen_q, *fa["band"],
             *fa["dropout"],
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **fa["flags"], EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d,

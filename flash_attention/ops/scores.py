@@ -7,6 +7,7 @@ indices ``rows`` and key indices ``cols`` as broadcastable 2-D tensors, so the s
 dQ tiles (queries x keys) and the transposed dK/dV tiles (keys x queries).
 """
 
+import torch
 import triton
 import triton.language as tl
 
@@ -69,3 +70,13 @@ def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, 
         inside = (rows < seqlen_q) & (cols < seqlen_k)
         tl.store(Keep + off_bh * seqlen_q * seqlen_k + rows.to(tl.int64) * seqlen_k + cols, keep.to(tl.int8),
                  mask=inside)
+
+
+def dropout_mask(batch: int, nheads: int, seqlen_q: int, seqlen_k: int, seed: int, offset: int, dropout_p: float,
+                 device) -> torch.Tensor:
+    """The keep pattern the kernels use for (seed, offset), ``(batch, nheads, seqlen_q, seqlen_k)`` bool."""
+    keep = torch.empty(batch, nheads, seqlen_q, seqlen_k, device=device, dtype=torch.int8)
+    if keep.numel():
+        _dropout_mask_kernel[(triton.cdiv(seqlen_q, 16), nheads, batch)](
+            keep, nheads, seqlen_q, seqlen_k, seed, offset, dropout_p, BLOCK_M=16, BLOCK_N=64)
+    return keep.bool()
