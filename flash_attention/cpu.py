@@ -32,7 +32,7 @@ def _chunk_size(batch: int, nheads: int, seqlen_q: int, seqlen_k: int) -> int:
 
 def _scores(q, k, f: Features, start: int, end: int, seqlen_k: int, dtype):
     return attention_scores(q, k[:, start:end], f.softmax_scale, f.causal, f.window_size, f.softcap,
-                            f.alibi_slopes, f.attn_bias, f.attn_mask, dtype, start, seqlen_k, f.window_block)
+                            f.alibi_slopes, f.attn_bias, f.attn_mask, dtype, start, seqlen_k, f.window_block, f.diag)
 
 
 def _repeat_kv(x: torch.Tensor, nheads: int) -> torch.Tensor:

@@ -28,3 +28,10 @@ class Features:
     offset: int = 0
     window_block: int = 1
     tiling: str = "auto"  # a name in ops.configs.TILING_STRATEGIES overrides the tuned kernel configs
+    # Query row i sits at key position i + diag; None = seqlen_k - seqlen_q (bottom-right, FlashAttention 2).
+    # Ring attention sets it to place a block of keys anywhere relative to a block of queries.
+    diag: Optional[int] = None
+
+    def diagonal(self, seqlen_q: int, seqlen_k: int) -> int:
+        """The key position of query row 0."""
+        return seqlen_k - seqlen_q if self.diag is None else int(self.diag)

@@ -55,13 +55,29 @@ def _lse_dtype(q: Tensor) -> torch.dtype:
     return torch.float64 if q.dtype == torch.float64 and not use_kernels(q) else torch.float32
 
 
+def run_forward(q: Tensor, k: Tensor, v: Tensor, f: Features) -> Tuple[Tensor, Tensor]:
+    """``(out, lse)`` from the kernels or the CPU path (by ``use_kernels``), with no autograd: the building
+    block of the autograd functions here and of ring attention."""
+    fwd = attention_forward if use_kernels(q) else _cpu.attention_forward_cpu
+    out, lse = fwd(q, k, v, f)
+    return out, lse.to(_lse_dtype(q))
+
+
+def run_backward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, f: Features,
+                 bias_grad: bool = False) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    """``(dq, dk, dv, dbias)`` for ``run_forward``'s call; ``out``/``lse`` may be those of a larger attention
+    that this call is one block of (ring attention), since the backward only needs the final row statistics."""
+    if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
+        dout = dout.contiguous()
+    bwd = attention_backward if use_kernels(q) else _cpu.attention_backward_cpu
+    return bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
+
+
 def _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
                   window_right, softcap, dropout_p, window_block, tiling) -> Tuple[Tensor, Tensor]:
     f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
                   dropout_p, rng, window_block, tiling)
-    fwd = attention_forward if use_kernels(q) else _cpu.attention_forward_cpu
-    out, lse = fwd(q, k, v, f)
-    return out, lse.to(_lse_dtype(q))
+    return run_forward(q, k, v, f)
 
 
 @torch.library.custom_op("flash_attention::forward", mutates_args=())
@@ -87,10 +103,7 @@ def _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, 
                    window_left, window_right, softcap, dropout_p, window_block, tiling, bias_grad):
     f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
                   dropout_p, rng, window_block, tiling)
-    if dout.stride(-1) != 1:  # e.g. the all-zero-stride gradient of out.sum()
-        dout = dout.contiguous()
-    bwd = attention_backward if use_kernels(q) else _cpu.attention_backward_cpu
-    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
+    dq, dk, dv, dbias = run_backward(dout, q, k, v, out, lse, f, bias_grad)
     if dbias is None:
         dbias = q.new_empty((0,), dtype=torch.float32)
     return dq, dk, dv, dbias

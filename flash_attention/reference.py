@@ -36,12 +36,14 @@ def visibility_mask(
     key_start: int = 0,
     key_end: Optional[int] = None,
     window_block: int = 1,
+    diag: Optional[int] = None,
 ) -> torch.Tensor:
     """Boolean ``(seqlen_q, key_end - key_start)``: True where query i may attend key j.
 
     The diagonal is aligned to the bottom right, as in FlashAttention 2: query i sits at key position
     ``i + seqlen_k - seqlen_q`` and sees keys ``[pos - left, pos + right]`` (-1 = unbounded side).
-    ``key_start``/``key_end`` select a slice of the key axis (the CPU path works in key chunks).
+    ``key_start``/``key_end`` select a slice of the key axis (the CPU path works in key chunks). ``diag``
+    overrides ``seqlen_k - seqlen_q`` as the key position of query 0 (ring attention's blocks).
 
     ``window_block > 1`` makes the window block-granular (the seed layer's local block-sparse attention): with
     ``g = window_block``, query position ``pos`` sees keys of blocks ``pos // g - left .. pos // g + right``.
@@ -51,7 +53,7 @@ def visibility_mask(
     key_end = seqlen_k if key_end is None else key_end
     i = torch.arange(seqlen_q, device=device)[:, None]
     j = torch.arange(key_start, key_end, device=device)[None, :]
-    pos = i + (seqlen_k - seqlen_q)
+    pos = i + (seqlen_k - seqlen_q if diag is None else diag)
     ok = torch.ones(seqlen_q, key_end - key_start, dtype=torch.bool, device=device)
     g = window_block
     qb = torch.div(pos, g, rounding_mode="floor")
@@ -66,15 +68,17 @@ def visibility_mask(
 
 def alibi_bias(
     alibi_slopes: torch.Tensor, batch: int, nheads: int, seqlen_q: int, seqlen_k: int, dtype=torch.float64,
-    key_start: int = 0, key_end: Optional[int] = None,
+    key_start: int = 0, key_end: Optional[int] = None, diag: Optional[int] = None,
 ) -> torch.Tensor:
-    """ALiBi score bias ``-slope * |i + seqlen_k - seqlen_q - j|``, ``(batch, nheads, seqlen_q, key_end - key_start)``."""
+    """ALiBi score bias ``-slope * |i + diag - j|``, ``(batch, nheads, seqlen_q, key_end - key_start)``;
+    ``diag`` defaults to ``seqlen_k - seqlen_q``."""
     key_end = seqlen_k if key_end is None else key_end
     slopes = alibi_slopes.to(dtype)
     slopes = slopes.expand(batch, nheads) if slopes.dim() == 2 else slopes[None, :].expand(batch, nheads)
     i = torch.arange(seqlen_q, device=slopes.device)[:, None]
     j = torch.arange(key_start, key_end, device=slopes.device)[None, :]
-    dist = (i + seqlen_k - seqlen_q - j).abs().to(dtype)
+    diag = seqlen_k - seqlen_q if diag is None else diag
+    dist = (i + diag - j).abs().to(dtype)
     return -slopes[:, :, None, None] * dist
 
 
@@ -92,6 +96,7 @@ def attention_scores(
     key_start: int = 0,
     seqlen_k: Optional[int] = None,
     window_block: int = 1,
+    diag: Optional[int] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """The score matrix ``(batch, nheads, seqlen_q, n_keys)`` with every feature applied, in ``dtype``.
 
@@ -112,11 +117,13 @@ def attention_scores(
         tanh = torch.tanh(scores / softcap)
         scores = softcap * tanh
     if alibi_slopes is not None:
-        scores = scores + alibi_bias(alibi_slopes, batch, nheads, seqlen_q, seqlen_k, dtype, key_start, key_end)
+        scores = scores + alibi_bias(alibi_slopes, batch, nheads, seqlen_q, seqlen_k, dtype, key_start, key_end,
+                                     diag)
     if attn_bias is not None:
         bias = attn_bias.expand(batch, nheads, seqlen_q, seqlen_k)[..., key_start:key_end]
         scores = scores + bias.to(dtype)
-    visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, q.device, key_start, key_end, window_block)
+    visible = visibility_mask(seqlen_q, seqlen_k, causal, window_size, q.device, key_start, key_end, window_block,
+                              diag)
     visible = visible.expand(batch, nheads, seqlen_q, n_keys)
     if attn_mask is not None:
         visible = visible & attn_mask.expand(batch, nheads, seqlen_q, seqlen_k)[..., key_start:key_end].to(torch.bool)
@@ -138,6 +145,7 @@ def attention_ref(
     dropout_p: float = 0.0,
     dropout_keep: Optional[torch.Tensor] = None,
     window_block: int = 1,
+    diag: Optional[int] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Attention computed the plain way; returns ``(out, lse)``.
 
@@ -154,7 +162,7 @@ def attention_ref(
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(headdim)
     cdtype = torch.float64 if upcast else q.dtype
     scores, visible, _ = attention_scores(q, k, scale, causal, window_size, softcap, alibi_slopes, attn_bias,
-                                          attn_mask, cdtype, window_block=window_block)
+                                          attn_mask, cdtype, window_block=window_block, diag=diag)
     vc = v.to(cdtype)
     if nheads_k != nheads:
         vc = vc.repeat_interleave(nheads // nheads_k, dim=2)

@@ -386,7 +386,6 @@ def attention_backward(
         return dq.zero_(), dk.zero_(), dv.zero_(), dbias
     block_d = max(16, triton.next_power_of_2(head_dim))
     group = nheads // nheads_k
-    diag = seqlen_k - seqlen_q
     qk_scale = f.softmax_scale * LOG2E
     prec = dot_precision(q.dtype)
     fa = feature_args(q, k, f)
@@ -402,7 +401,7 @@ def attention_backward(
         nheads, seqlen_q,
         HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block,
     )
-    common = (nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"], diag, *fa["band"],
+    common = (nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"], fa["diag"], *fa["band"],
               *fa["dropout"])
 
     def launch_dkdv(cfg: KernelConfig) -> None:

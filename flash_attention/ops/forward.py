@@ -185,7 +185,7 @@ def _attn_fwd_kernel(
 
 
 def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int],
-                  window_block: int = 1) -> Tuple[bool, int, int, int]:
+                  window_block: int = 1, diag: int = 0) -> Tuple[bool, int, int, int]:
     """``(local, left, right, WIN_BLOCK)`` for the kernels (see ops/masks.py); unbounded sides become a span no
     index difference reaches. Causal folds into ``right = 0`` for token windows; on block windows it stays
     token-level, signalled by a negative ``WIN_BLOCK``."""
@@ -196,7 +196,7 @@ def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple
     elif causal:
         win_block = -window_block
     local = left >= 0 or right >= 0 or causal
-    unbounded = (seqlen_q + seqlen_k) // window_block + 2
+    unbounded = (seqlen_q + seqlen_k + abs(diag)) // window_block + 2
     return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded), win_block
 
 
@@ -207,7 +207,9 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
     """
     batch, seqlen_q, nheads, _ = q.shape
     seqlen_k = k.shape[1]
-    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block)
+    diag = f.diagonal(seqlen_q, seqlen_k)
+    local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block,
+                                                  diag)
 
     def strides4(t: Optional[torch.Tensor]):
         if t is None:
@@ -223,7 +225,7 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
         slope_strides = (slopes.stride(0), slopes.stride(1)) if slopes.dim() == 2 else (0, slopes.stride(0))
     softcap = float(f.softcap)
     return dict(
-        local=local, band=(left, right),
+        local=local, diag=diag, band=(left, right),
         tensors=(bias, mask, slopes), strides=bias_strides + mask_strides + slope_strides,
         scalars=(f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E),
         dropout=(float(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset)),
@@ -272,7 +274,7 @@ def attention_forward(
             out.stride(0), out.stride(1), out.stride(2),
             *fa["strides"],
             nheads, seqlen_q, seqlen_k, nheads // nheads_k,
-            f.softmax_scale * LOG2E, *fa["scalars"], seqlen_k - seqlen_q, *fa["band"],
+            f.softmax_scale * LOG2E, *fa["scalars"], fa["diag"], *fa["band"],
             *fa["dropout"],
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **fa["flags"], EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d,
