@@ -1,6 +1,6 @@
 """flash_attention: FlashAttention-2 in Triton with a PyTorch front end.
 
-``flash_attn_func`` and its packed variants follow Dao-AILab's FlashAttention 2 API; CUDA tensors run the
+``flash_attn_func``, its packed variants and the variable-length ``flash_attn_varlen_*`` functions follow Dao-AILab's FlashAttention 2 API; CUDA tensors run the
 Triton kernels in ``flash_attention.ops``, CPU tensors a chunked PyTorch path with the same semantics.
 """
 
@@ -12,6 +12,8 @@ from .interface import (
     use_backend,
 )
 from .nn.layer.flash_attention import FlashAttention
+from .padding import pad_input, unpad_input
+from .varlen import flash_attn_varlen_func, flash_attn_varlen_kvpacked_func, flash_attn_varlen_qkvpacked_func
 
 __version__ = "0.1.0"
 
@@ -21,6 +23,11 @@ __all__ = [
     "flash_attn_func",
     "flash_attn_kvpacked_func",
     "flash_attn_qkvpacked_func",
+    "flash_attn_varlen_func",
+    "flash_attn_varlen_kvpacked_func",
+    "flash_attn_varlen_qkvpacked_func",
+    "pad_input",
+    "unpad_input",
     "use_backend",
     "__version__",
 ]

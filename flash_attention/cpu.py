@@ -10,7 +10,8 @@ chunk start), so the backward regenerates exactly the forward's pattern.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import dataclasses
+from typing import Iterator, Optional, Tuple
 
 import torch
 
@@ -68,12 +69,48 @@ def dropout_keep(f: Features, batch: int, nheads: int, seqlen_q: int, seqlen_k: 
     return torch.cat(parts, dim=-1) if parts else torch.ones(batch, nheads, seqlen_q, 0, dtype=torch.bool)
 
 
+def sequences(f: Features) -> Iterator[Tuple[int, slice, slice, Features]]:
+    """Each packed sequence of a varlen call: ``(b, query rows, key rows, its own fixed-length Features)``.
+
+    ALiBi slopes given per batch entry become that sequence's row; dropout gets a distinct stream per sequence.
+    """
+    cu_q, cu_k = f.cu_seqlens_q.tolist(), f.cu_seqlens_k.tolist()
+    for b in range(len(cu_q) - 1):
+        slopes = f.alibi_slopes
+        if slopes is not None and slopes.dim() == 2:
+            slopes = slopes[b]
+        fb = dataclasses.replace(f, cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0,
+                                 alibi_slopes=slopes, offset=f.offset + (b + 1) * 0x9E3779B1)
+        yield b, slice(cu_q[b], cu_q[b + 1]), slice(cu_k[b], cu_k[b + 1]), fb
+
+
+def _varlen_forward(q, k, v, f: Features):
+    out = torch.empty_like(q)
+    lse = torch.empty(q.shape[1], q.shape[0], dtype=torch.promote_types(_compute_dtype(q.dtype), torch.float32))
+    for _, rows, keys, fb in sequences(f):
+        o, l = attention_forward_cpu(q[rows][None], k[keys][None], v[keys][None], fb)
+        out[rows], lse[:, rows] = o[0], l[0]
+    return out, lse
+
+
+def _varlen_backward(dout, q, k, v, out, lse, f: Features):
+    dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    for _, rows, keys, fb in sequences(f):
+        g = attention_backward_cpu(dout[rows][None], q[rows][None], k[keys][None], v[keys][None], out[rows][None],
+                                   lse[:, rows][None], fb)
+        dq[rows], dk[keys], dv[keys] = g[0][0], g[1][0], g[2][0]
+    return dq, dk, dv, None
+
+
 def attention_forward_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features
                           ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Chunked forward; returns ``(out, lse)`` like the Triton kernels (lse in natural log).
 
     lse is float32, or float64 for float64 inputs so that the backward of a float64 call stays float64-exact.
+    Packed variable-length batches run sequence by sequence.
     """
+    if f.varlen:
+        return _varlen_forward(q, k, v, f)
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k = k.shape[1]
     ct = _compute_dtype(q.dtype)
@@ -106,6 +143,8 @@ def attention_backward_cpu(
     f: Features, bias_grad: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Chunked backward from the saved lse; returns ``(dq, dk, dv, dbias)`` (dbias full-size, or None)."""
+    if f.varlen:
+        return _varlen_backward(dout, q, k, v, out, lse, f)
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     ct = _compute_dtype(q.dtype)

@@ -31,6 +31,16 @@ class Features:
     # Query row i sits at key position i + diag; None = seqlen_k - seqlen_q (bottom-right, FlashAttention 2).
     # Ring attention sets it to place a block of keys anywhere relative to a block of queries.
     diag: Optional[int] = None
+    # Variable-length batches (flash_attn_varlen_func): q/k/v are (total, heads, headdim) with the sequences
+    # packed; cu_seqlens_* are int32 (batch + 1,) offsets and max_seqlen_* bound every sequence's length.
+    cu_seqlens_q: Optional[torch.Tensor] = None
+    cu_seqlens_k: Optional[torch.Tensor] = None
+    max_seqlen_q: int = 0
+    max_seqlen_k: int = 0
+
+    @property
+    def varlen(self) -> bool:
+        return self.cu_seqlens_q is not None
 
     def diagonal(self, seqlen_q: int, seqlen_k: int) -> int:
         """The key position of query row 0."""

@@ -43,11 +43,13 @@ def use_kernels(t: Tensor) -> bool:
     return False
 
 
-def _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
-              dropout_p, rng, window_block, tiling) -> Features:
+def _features(alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q, cu_seqlens_k, softmax_scale, causal,
+              window_left, window_right, softcap, dropout_p, window_block, tiling, max_seqlen_q,
+              max_seqlen_k) -> Features:
     seed, offset = (int(x) for x in rng.tolist()) if dropout_p > 0 else (0, 0)
     return Features(softmax_scale, causal, (window_left, window_right), softcap, alibi_slopes, attn_bias, attn_mask,
-                    dropout_p, seed, offset, window_block, tiling)
+                    dropout_p, seed, offset, window_block, tiling, cu_seqlens_q=cu_seqlens_q,
+                    cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k)
 
 
 def _lse_dtype(q: Tensor) -> torch.dtype:
@@ -73,37 +75,38 @@ def run_backward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse
     return bwd(dout, q, k, v, out, lse, f, bias_grad=bias_grad)
 
 
-def _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
-                  window_right, softcap, dropout_p, window_block, tiling) -> Tuple[Tensor, Tensor]:
-    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
-                  dropout_p, rng, window_block, tiling)
-    return run_forward(q, k, v, f)
+def _forward_impl(q, k, v, *args) -> Tuple[Tensor, Tensor]:
+    return run_forward(q, k, v, _features(*args))
 
 
 @torch.library.custom_op("flash_attention::forward", mutates_args=())
 def forward_op(
     q: Tensor, k: Tensor, v: Tensor,
     alibi_slopes: Optional[Tensor], attn_bias: Optional[Tensor], attn_mask: Optional[Tensor], rng: Tensor,
+    cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
     softmax_scale: float, causal: bool, window_left: int, window_right: int, softcap: float, dropout_p: float,
-    window_block: int, tiling: str,
+    window_block: int, tiling: str, max_seqlen_q: int, max_seqlen_k: int,
 ) -> Tuple[Tensor, Tensor]:
-    """``(out, lse)``; lse is ``(batch, nheads, seqlen_q)`` in natural log."""
-    return _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
-                         window_right, softcap, dropout_p, window_block, tiling)
+    """``(out, lse)``; lse is ``(batch, nheads, seqlen_q)`` (``(nheads, total_q)`` for varlen), natural log."""
+    return _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q, cu_seqlens_k, softmax_scale,
+                         causal, window_left, window_right, softcap, dropout_p, window_block, tiling, max_seqlen_q,
+                         max_seqlen_k)
+
+
+def _lse_shape(q: Tensor, cu_seqlens_q: Optional[Tensor]) -> Tuple[int, ...]:
+    if cu_seqlens_q is not None:
+        return (q.shape[1], q.shape[0])
+    return (q.shape[0], q.shape[2], q.shape[1])
 
 
 @forward_op.register_fake
-def _(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left, window_right, softcap,
-      dropout_p, window_block, tiling):
-    batch, seqlen_q, nheads, _ = q.shape
-    return torch.empty_like(q), q.new_empty((batch, nheads, seqlen_q), dtype=_lse_dtype(q))
+def _(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q, *args):
+    return torch.empty_like(q), q.new_empty(_lse_shape(q, cu_seqlens_q), dtype=_lse_dtype(q))
 
 
-def _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal,
-                   window_left, window_right, softcap, dropout_p, window_block, tiling, bias_grad):
-    f = _features(softmax_scale, causal, window_left, window_right, softcap, alibi_slopes, attn_bias, attn_mask,
-                  dropout_p, rng, window_block, tiling)
-    dq, dk, dv, dbias = run_backward(dout, q, k, v, out, lse, f, bias_grad)
+def _backward_impl(dout, q, k, v, out, lse, *args):
+    *args, bias_grad = args
+    dq, dk, dv, dbias = run_backward(dout, q, k, v, out, lse, _features(*args), bias_grad)
     if dbias is None:
         dbias = q.new_empty((0,), dtype=torch.float32)
     return dq, dk, dv, dbias
@@ -113,41 +116,44 @@ def _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, 
 def backward_op(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
     alibi_slopes: Optional[Tensor], attn_bias: Optional[Tensor], attn_mask: Optional[Tensor], rng: Tensor,
+    cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
     softmax_scale: float, causal: bool, window_left: int, window_right: int, softcap: float, dropout_p: float,
-    window_block: int, tiling: str, bias_grad: bool,
+    window_block: int, tiling: str, max_seqlen_q: int, max_seqlen_k: int, bias_grad: bool,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(dq, dk, dv, dbias)``; dbias is float32 ``(batch, nheads, seqlen_q, seqlen_k)``, or empty."""
-    return _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal,
-                          window_left, window_right, softcap, dropout_p, window_block, tiling, bias_grad)
+    return _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q,
+                          cu_seqlens_k, softmax_scale, causal, window_left, window_right, softcap, dropout_p,
+                          window_block, tiling, max_seqlen_q, max_seqlen_k, bias_grad)
 
 
 @backward_op.register_fake
-def _(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, softmax_scale, causal, window_left,
-      window_right, softcap, dropout_p, window_block, tiling, bias_grad):
-    batch, seqlen_q, nheads, _ = q.shape
-    shape = (batch, nheads, seqlen_q, k.shape[1]) if bias_grad else (0,)
+def _(dout, q, k, v, out, lse, *args):
+    bias_grad = args[-1]
+    shape = (q.shape[0], q.shape[2], q.shape[1], k.shape[1]) if bias_grad else (0,)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), q.new_empty(shape, dtype=torch.float32)
 
 
-_OPTION_NAMES = ("softmax_scale", "causal", "window_left", "window_right", "softcap", "dropout_p", "window_block",
-                 "tiling")
+_N_TENSOR_ARGS = 9  # q, k, v, alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q, cu_seqlens_k
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, alibi_slopes, attn_bias, attn_mask, rng, *options = inputs
+    tensors, options = inputs[:_N_TENSOR_ARGS], inputs[_N_TENSOR_ARGS:]
     out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng)
+    q, k, v, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k = tensors
+    ctx.save_for_backward(q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k)
     ctx.options = options
+    ctx.n_inputs = len(inputs)
     ctx.bias_shape = None if attn_bias is None else attn_bias.shape
 
 
 def _backward(ctx, dout, _dlse):
-    q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng = ctx.saved_tensors
+    q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k = ctx.saved_tensors
     bias_grad = attn_bias is not None and ctx.needs_input_grad[4]
     bwd = _backward_impl if getattr(ctx, "eager", False) else backward_op
-    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, *ctx.options, bias_grad)
+    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k,
+                            *ctx.options, bias_grad)
     dbias_out = _reduce_to_shape(dbias, ctx.bias_shape).to(attn_bias.dtype) if bias_grad else None
-    return (dq, dk, dv, None, dbias_out, None, None) + (None,) * len(_OPTION_NAMES)
+    return (dq, dk, dv, None, dbias_out) + (None,) * (ctx.n_inputs - 5)
 
 
 def _reduce_to_shape(grad: Tensor, shape: torch.Size) -> Tensor:
@@ -190,8 +196,9 @@ def new_rng_state(dropout_p: float) -> Tensor:
 
 def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> Tuple[Tensor, Tensor]:
     """Attention with validated options: the custom op when compiling, a plain autograd.Function in eager mode."""
-    args = (q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.softmax_scale, f.causal, f.window_size[0],
-            f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling)
+    args = (q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.cu_seqlens_q, f.cu_seqlens_k, f.softmax_scale,
+            f.causal, f.window_size[0], f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling,
+            int(f.max_seqlen_q), int(f.max_seqlen_k))
     if torch.compiler.is_compiling():
         return forward_op(*args)
     return _EagerAttention.apply(*args)

@@ -12,11 +12,12 @@ headdim)``; GQA/MQA when ``nheads_k`` divides ``nheads``.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["attention_ref", "attention_scores", "alibi_bias", "visibility_mask", "normalize_window"]
+__all__ = ["attention_ref", "attention_scores", "alibi_bias", "visibility_mask", "normalize_window",
+           "varlen_attention_ref"]
 
 
 def normalize_window(causal: bool, window_size: Tuple[int, int]) -> Tuple[int, int]:
@@ -177,3 +178,32 @@ def attention_ref(
         probs = probs * dropout_keep.to(probs.dtype) / (1.0 - dropout_p)
     out = torch.einsum("bhqk,bkhd->bqhd", probs, vc)
     return out.to(q.dtype if not upcast else cdtype), lse.to(torch.float32)
+
+
+def varlen_attention_ref(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    cu_seqlens_k: torch.Tensor,
+    alibi_slopes: Optional[torch.Tensor] = None,
+    dropout_keep: Optional[Sequence[torch.Tensor]] = None,
+    **kwargs,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``attention_ref`` on each packed sequence of ``(total, heads, headdim)`` q/k/v; returns ``(out, lse)`` with
+    out ``(total_q, nheads, headdim)`` and lse ``(nheads, total_q)``. ``alibi_slopes`` may be ``(batch, nheads)``;
+    ``dropout_keep`` is one ``(1, nheads, seqlen_q_b, seqlen_k_b)`` mask per sequence; other keywords go to
+    ``attention_ref`` unchanged."""
+    cu_q, cu_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    outs, lses = [], []
+    for b in range(len(cu_q) - 1):
+        slopes = alibi_slopes[b] if alibi_slopes is not None and alibi_slopes.dim() == 2 else alibi_slopes
+        keep = dropout_keep[b] if dropout_keep is not None else None
+        o, l = attention_ref(q[cu_q[b]:cu_q[b + 1]][None], k[cu_k[b]:cu_k[b + 1]][None],
+                             v[cu_k[b]:cu_k[b + 1]][None], alibi_slopes=slopes, dropout_keep=keep, **kwargs)
+        outs.append(o[0])
+        lses.append(l[0])
+    if not outs:
+        dtype = torch.float64 if kwargs.get("upcast", True) else q.dtype
+        return q.new_zeros(q.shape, dtype=dtype), torch.zeros(q.shape[1], 0, dtype=torch.float32, device=q.device)
+    return torch.cat(outs, dim=0), torch.cat(lses, dim=1)

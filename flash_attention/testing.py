@@ -262,6 +262,77 @@ def check_api(
     return errors
 
 
+def cu_seqlens(lengths: Sequence[int], device) -> torch.Tensor:
+    """int32 cumulative offsets ``(len(lengths) + 1,)`` of packed sequences."""
+    out = [0]
+    for n in lengths:
+        out.append(out[-1] + int(n))
+    return torch.tensor(out, dtype=torch.int32, device=device)
+
+
+def check_varlen(
+    seqlens_q: Sequence[int],
+    seqlens_k: Sequence[int],
+    nheads: int,
+    nheads_k: int,
+    head_dim: int,
+    dtype: torch.dtype,
+    device,
+    causal: bool = False,
+    window_size: Tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi: str = "",
+    dropout_p: float = 0.0,
+    slack: Optional[float] = None,
+) -> Dict[str, Dict[str, float]]:
+    """``flash_attn_varlen_func`` on fresh packed inputs vs the float64 per-sequence reference (out, lse, grads).
+
+    With dropout the returned ``S_dmask`` gives each sequence's keep pattern, so the comparison stays exact.
+    """
+    from .reference import varlen_attention_ref
+    from .varlen import flash_attn_varlen_func
+
+    g = _generator(None)
+    cu_q, cu_k = cu_seqlens(seqlens_q, device), cu_seqlens(seqlens_k, device)
+    total_q, total_k = int(sum(seqlens_q)), int(sum(seqlens_k))
+    q = torch.randn(total_q, nheads, head_dim, generator=g).to(device=device, dtype=dtype)
+    k = torch.randn(total_k, nheads_k, head_dim, generator=g).to(device=device, dtype=dtype)
+    v = torch.randn(total_k, nheads_k, head_dim, generator=g).to(device=device, dtype=dtype)
+    dout = torch.randn(total_q, nheads, head_dim, generator=g).to(device=device, dtype=dtype)
+    batch = len(seqlens_q)
+    slopes = None
+    if alibi:
+        slopes = (torch.rand((nheads,) if alibi == "heads" else (batch, nheads), generator=g) * 0.5).to(device)
+    slack = default_slack(dtype) if slack is None else slack
+    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+    max_q, max_k = max(seqlens_q, default=0), max(seqlens_k, default=0)
+    opts = dict(causal=causal, window_size=window_size, softcap=softcap)
+    out, lse, s_dmask = flash_attn_varlen_func(*leaves, cu_q, cu_k, max_q, max_k, dropout_p=dropout_p,
+                                               alibi_slopes=slopes, return_attn_probs=True, **opts)
+    keep = None
+    if dropout_p:
+        keep = [~(s_dmask[b, :, :lq, :lk] < 0)[None] for b, (lq, lk) in enumerate(zip(seqlens_q, seqlens_k))]
+        opts["dropout_p"] = dropout_p
+    grads = torch.autograd.grad(out, leaves, dout) if total_q else (torch.zeros_like(q),) * 3
+
+    def reference(upcast: bool):
+        ref_leaves = [t.detach().to(torch.float64 if upcast else dtype).requires_grad_() for t in (q, k, v)]
+        o, l = varlen_attention_ref(*ref_leaves, cu_q, cu_k, alibi_slopes=slopes, dropout_keep=keep, upcast=upcast,
+                                    **opts)
+        gr = (torch.autograd.grad(o, ref_leaves, dout.to(o.dtype), allow_unused=True) if total_q
+              else (None,) * 3)
+        gr = [x if x is not None else torch.zeros_like(t) for x, t in zip(gr, ref_leaves)]
+        return o.detach(), l, gr
+
+    ref, low = reference(True), reference(False)
+    errors = {"out": compare("out", out, ref[0], low[0], slack)}
+    assert lse.shape == (nheads, total_q), f"lse: shape {tuple(lse.shape)} != (nheads, total_q)"
+    _check_lse(lse, ref[1])
+    for name, ours, r, lo in zip(("dq", "dk", "dv"), grads, ref[2], low[2]):
+        errors[name] = compare(name, ours, r, lo, slack)
+    return errors
+
+
 def cases_product(seqlens: Sequence[Tuple[int, int]], causals=(False, True), heads=((4, 2),), head_dims=(64,),
                   batch: int = 2, windows=((-1, -1),), **features):
     """All combinations as a list of ``AttnCase`` (for ``pytest.mark.parametrize``)."""

@@ -89,18 +89,8 @@ def check_features(
     """Softcap, ALiBi slopes, additive bias and boolean mask against the shapes of q and k."""
     batch, seqlen_q, nheads, _ = q.shape
     seqlen_k = k.shape[1]
-    if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or not softcap >= 0:
-        raise ValueError(f"softcap must be a float >= 0 (0 disables it), got {softcap!r}")
-    if alibi_slopes is not None:
-        if not isinstance(alibi_slopes, torch.Tensor):
-            raise TypeError(f"alibi_slopes must be a torch.Tensor, got {type(alibi_slopes).__name__}")
-        if alibi_slopes.dtype != torch.float32:
-            raise TypeError(f"alibi_slopes must be float32, got {alibi_slopes.dtype}")
-        if tuple(alibi_slopes.shape) not in ((nheads,), (batch, nheads)):
-            raise ValueError(f"alibi_slopes must have shape (nheads,) = ({nheads},) or (batch, nheads) = "
-                             f"({batch}, {nheads}), got {tuple(alibi_slopes.shape)}")
-        if alibi_slopes.device != q.device:
-            raise ValueError(f"alibi_slopes must be on {q.device}, got {alibi_slopes.device}")
+    check_softcap(softcap)
+    check_alibi(alibi_slopes, batch, nheads, q.device)
     target = (batch, nheads, seqlen_q, seqlen_k)
     for name, t, kinds in (("attn_bias", attn_bias, "float"), ("attn_mask", attn_mask, "bool")):
         if t is None:
@@ -120,3 +110,93 @@ def check_features(
         if not ok:
             raise ValueError(f"{name} must broadcast to (batch, nheads, seqlen_q, seqlen_k) = {target}, "
                              f"got {tuple(t.shape)}")
+
+
+def check_softcap(softcap: float) -> None:
+    if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or not softcap >= 0:
+        raise ValueError(f"softcap must be a float >= 0 (0 disables it), got {softcap!r}")
+
+
+def check_alibi(alibi_slopes: Optional[torch.Tensor], batch: int, nheads: int, device: torch.device) -> None:
+    if alibi_slopes is None:
+        return
+    if not isinstance(alibi_slopes, torch.Tensor):
+        raise TypeError(f"alibi_slopes must be a torch.Tensor, got {type(alibi_slopes).__name__}")
+    if alibi_slopes.dtype != torch.float32:
+        raise TypeError(f"alibi_slopes must be float32, got {alibi_slopes.dtype}")
+    if tuple(alibi_slopes.shape) not in ((nheads,), (batch, nheads)):
+        raise ValueError(f"alibi_slopes must have shape (nheads,) = ({nheads},) or (batch, nheads) = "
+                         f"({batch}, {nheads}), got {tuple(alibi_slopes.shape)}")
+    if alibi_slopes.device != device:
+        raise ValueError(f"alibi_slopes must be on {device}, got {alibi_slopes.device}")
+
+
+def data_checks_allowed() -> bool:
+    """Checks that read tensor values need a device sync: skipped while compiling or capturing a CUDA graph
+    (the kernels then rely on their masked loads alone)."""
+    if torch.compiler.is_compiling():
+        return False
+    return not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+
+
+def _check_packed(name: str, t: object, layout: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    check_tensor(name, t, 3, layout)
+    if t.dtype != dtype:
+        raise TypeError(f"{name} must have the same dtype as q ({dtype}), got {t.dtype}")
+    if t.device != device:
+        raise ValueError(f"{name} must be on the same device as q ({device}), got {t.device}")
+    if t.numel() > 0 and t.stride(-1) != 1:
+        raise ValueError(f"{name} must have a contiguous last dimension (stride 1), got strides {t.stride()}")
+    return t
+
+
+def check_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens_q: torch.Tensor,
+                 cu_seqlens_k: torch.Tensor, max_seqlen_q: int, max_seqlen_k: int) -> int:
+    """Packed ``(total, heads, headdim)`` q/k/v and their int32 ``cu_seqlens``; returns the batch size."""
+    check_tensor("q", q, 3, "(total_q, nheads, headdim)")
+    allowed = GPU_DTYPES if q.device.type == "cuda" else CPU_DTYPES
+    if q.dtype not in allowed:
+        names = ", ".join(str(d).replace("torch.", "") for d in allowed)
+        raise TypeError(f"q must have dtype in ({names}) on {q.device.type}, got {q.dtype}")
+    _check_packed("q", q, "(total_q, nheads, headdim)", q.dtype, q.device)
+    _check_packed("k", k, "(total_k, nheads_k, headdim)", q.dtype, q.device)
+    _check_packed("v", v, "(total_k, nheads_k, headdim)", q.dtype, q.device)
+    if v.shape != k.shape:
+        raise ValueError(f"v must have the shape of k (total_k, nheads_k, headdim) = {tuple(k.shape)}, "
+                         f"got {tuple(v.shape)}")
+    head_dim = q.shape[2]
+    if k.shape[2] != head_dim:
+        raise ValueError(f"k and v must have headdim {head_dim} like q, got {k.shape[2]}")
+    if head_dim % 8 != 0 or not 8 <= head_dim <= MAX_HEAD_DIM:
+        raise ValueError(f"headdim must be a multiple of 8 between 8 and {MAX_HEAD_DIM}, got {head_dim}")
+    if k.shape[1] == 0 or q.shape[1] % k.shape[1] != 0:
+        raise ValueError(f"nheads of q ({q.shape[1]}) must be a multiple of nheads_k of k/v ({k.shape[1]})")
+    for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        check_tensor(name, cu, 1, "(batch + 1,)")
+        if cu.dtype != torch.int32:
+            raise TypeError(f"{name} must be int32, got {cu.dtype}")
+        if cu.device != q.device:
+            raise ValueError(f"{name} must be on the same device as q ({q.device}), got {cu.device}")
+        if cu.numel() < 1:
+            raise ValueError(f"{name} must hold batch + 1 >= 1 offsets, got an empty tensor")
+    if cu_seqlens_q.numel() != cu_seqlens_k.numel():
+        raise ValueError(f"cu_seqlens_q and cu_seqlens_k must have the same length (batch + 1), got "
+                         f"{cu_seqlens_q.numel()} and {cu_seqlens_k.numel()}")
+    for name, m in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if isinstance(m, bool) or not isinstance(m, int):
+            raise TypeError(f"{name} must be an int, got {type(m).__name__}")
+        if m < 0:
+            raise ValueError(f"{name} must be >= 0, got {m}")
+    if data_checks_allowed():
+        for name, cu, total, longest, tname in (("cu_seqlens_q", cu_seqlens_q, q.shape[0], max_seqlen_q, "q"),
+                                                ("cu_seqlens_k", cu_seqlens_k, k.shape[0], max_seqlen_k, "k")):
+            offsets = cu.tolist()
+            lengths = [b - a for a, b in zip(offsets[:-1], offsets[1:])]
+            if offsets[0] != 0 or any(n < 0 for n in lengths):
+                raise ValueError(f"{name} must start at 0 and never decrease, got {offsets}")
+            if offsets[-1] != total:
+                raise ValueError(f"{name}[-1] must equal the number of tokens in {tname} ({total}), got {offsets[-1]}")
+            if lengths and max(lengths) > longest:
+                raise ValueError(f"max_seqlen_{tname} ({longest}) is below the longest sequence in {name} "
+                                 f"({max(lengths)})")
+    return cu_seqlens_q.numel() - 1

@@ -23,30 +23,33 @@ import triton.language as tl
 from ..features import Features
 from .configs import TILING_STRATEGIES, KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
 from .forward import LOG2E, feature_args
-from .masks import key_range, query_range, visible
+from .layout import layout
+from .masks import key_range, query_range, sequence_bounds, visible
 from .scores import dropout_keep, score_log2, user_mask
 
 
 @triton.jit
 def _attn_bwd_preprocess_kernel(
-    Out, dOut, Lse, Delta, Lse2,
+    Out, dOut, Lse, Delta, Lse2, CuSeqQ,
     stride_ob, stride_om, stride_oh,
     stride_dob, stride_dom, stride_doh,
-    nheads, seqlen_q,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
+    stride_lb, stride_lh, seqlen_q,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, VARLEN: tl.constexpr,
 ):
     """``delta = rowsum(dO * O)`` and the lse in log2 units, with +inf for rows that saw no key (so P = 0)."""
     off_h = tl.program_id(1)
     off_b = tl.program_id(2)
+    q_start, _, seqlen_q, _, _ = sequence_bounds(CuSeqQ, CuSeqQ, off_b, seqlen_q, 0, 0, VARLEN)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     mask = (offs_m[:, None] < seqlen_q) & (offs_d[None, :] < HEAD_DIM)
+    rows = (q_start + offs_m)[:, None].to(tl.int64)
     o = tl.load(Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh
-                + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :], mask=mask, other=0.0)
+                + rows * stride_om + offs_d[None, :], mask=mask, other=0.0)
     do = tl.load(dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
-                 + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :], mask=mask, other=0.0)
+                 + rows * stride_dom + offs_d[None, :], mask=mask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
-    row = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q + offs_m
+    row = off_b.to(tl.int64) * stride_lb + off_h.to(tl.int64) * stride_lh + q_start + offs_m
     lse = tl.load(Lse + row, mask=offs_m < seqlen_q, other=float("-inf"))
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
     tl.store(Delta + row, delta, mask=offs_m < seqlen_q)
@@ -57,7 +60,7 @@ def _attn_bwd_preprocess_kernel(
 def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm, stride_dom,
                 start_m, end_m, offs_n, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-                dropout_p, dropout_scale, seed, philox_base,
+                dropout_p, dropout_scale, seed, philox_base, philox_stride,
                 HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                 WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                 MASK: tl.constexpr, DROPOUT: tl.constexpr,
@@ -103,7 +106,7 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
         dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
         if DROPOUT:
             # O = (P * Z) V with Z = keep / (1 - p): dV sees P * Z, and dP = (dO V^T) * Z.
-            keep = dropout_keep(offs_m[None, :], rows_k, seqlen_k, seed, philox_base, dropout_p)
+            keep = dropout_keep(offs_m[None, :], rows_k, philox_stride, seed, philox_base, dropout_p)
             pdt = tl.where(keep, pt * dropout_scale, 0.0)
             dpt = tl.where(keep, dpt * dropout_scale, 0.0)
         else:
@@ -120,7 +123,7 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
 
 @triton.jit
 def _attn_bwd_dkdv_kernel(
-    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes,
+    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -129,28 +132,33 @@ def _attn_bwd_dkdv_kernel(
     stride_dvb, stride_dvn, stride_dvh,
     stride_bb, stride_bh, stride_bm, stride_bn,
     stride_mb, stride_mh, stride_mm, stride_mn,
-    stride_sb, stride_sh,
+    stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    dropout_p, dropout_scale, seed, philox_offset,
+    dropout_p, dropout_scale, seed, philox_offset, philox_stride,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
-    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     off_hk = tl.program_id(1)
     off_b = tl.program_id(2)
     n_start = pid_n * BLOCK_N
+    q_start, k_start, seqlen_q, seqlen_k, diag = sequence_bounds(CuSeqQ, CuSeqK, off_b, seqlen_q, seqlen_k, diag,
+                                                                 VARLEN)
+    if VARLEN:
+        if n_start >= seqlen_k:
+            return
     offs_r = tl.arange(0, BLOCK_N)
     offs_n = n_start + offs_r
     offs_d = tl.arange(0, BLOCK_D)
     kv_mask = (offs_n[:, None] < seqlen_k) & (offs_d[None, :] < HEAD_DIM)
 
     k_ptrs = (K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
-              + n_start.to(tl.int64) * stride_kn + offs_r[:, None] * stride_kn + offs_d[None, :])
+              + (k_start + n_start).to(tl.int64) * stride_kn + offs_r[:, None] * stride_kn + offs_d[None, :])
     v_ptrs = (V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
-              + n_start.to(tl.int64) * stride_vn + offs_r[:, None] * stride_vn + offs_d[None, :])
+              + (k_start + n_start).to(tl.int64) * stride_vn + offs_r[:, None] * stride_vn + offs_d[None, :])
     if EVEN_N and EVEN_D:
         k = tl.load(k_ptrs)
         v = tl.load(v_ptrs)
@@ -165,29 +173,30 @@ def _attn_bwd_dkdv_kernel(
                                            WIN_BLOCK)
     for g in range(0, group):
         off_h = off_hk * group + g
-        q_base = Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh
-        do_base = dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
-        row_base = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q
+        q_base = Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh + q_start.to(tl.int64) * stride_qm
+        do_base = (dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
+                   + q_start.to(tl.int64) * stride_dom)
+        row_base = off_b.to(tl.int64) * stride_lb + off_h.to(tl.int64) * stride_lh + q_start
         bias_base = Bias + off_b.to(tl.int64) * stride_bb + off_h.to(tl.int64) * stride_bh
         mask_base = Mask + off_b.to(tl.int64) * stride_mb + off_h.to(tl.int64) * stride_mh
         slope2 = 0.0
         if ALIBI:
             slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
-        philox_base = philox_offset + row_base * seqlen_k
+        philox_base = philox_offset + row_base * philox_stride
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                                  stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
-                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                  EVEN_M, EVEN_D, DOT_PREC)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                              stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
                              diag, win_left, win_right, qk_scale,
                              softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                              mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
-                             HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                             philox_stride, HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                              EVEN_M, EVEN_D, DOT_PREC)
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
@@ -195,14 +204,14 @@ def _attn_bwd_dkdv_kernel(
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
-                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
+                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                  EVEN_M, EVEN_D, DOT_PREC)
     dk = dk * sm_scale
 
     dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
-               + n_start.to(tl.int64) * stride_dkn + offs_r[:, None] * stride_dkn + offs_d[None, :])
+               + (k_start + n_start).to(tl.int64) * stride_dkn + offs_r[:, None] * stride_dkn + offs_d[None, :])
     dv_ptrs = (dV + off_b.to(tl.int64) * stride_dvb + off_hk.to(tl.int64) * stride_dvh
-               + n_start.to(tl.int64) * stride_dvn + offs_r[:, None] * stride_dvn + offs_d[None, :])
+               + (k_start + n_start).to(tl.int64) * stride_dvn + offs_r[:, None] * stride_dvn + offs_d[None, :])
     if EVEN_N and EVEN_D:
         tl.store(dk_ptrs, dk.to(dK.dtype.element_ty))
         tl.store(dv_ptrs, dv.to(dV.dtype.element_ty))
@@ -215,7 +224,7 @@ def _attn_bwd_dkdv_kernel(
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-              dropout_p, dropout_scale, seed, philox_base, dbias_base, stride_dbm,
+              dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, stride_dbm,
               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
               WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
               MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
@@ -252,7 +261,7 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
             p = tl.where(ok, p, 0.0)
         dp = tl.dot(do, vt, input_precision=DOT_PREC)
         if DROPOUT:
-            keep = dropout_keep(rows, offs_n[None, :], seqlen_k, seed, philox_base, dropout_p)
+            keep = dropout_keep(rows, offs_n[None, :], philox_stride, seed, philox_base, dropout_p)
             dp = tl.where(keep, dp * dropout_scale, 0.0)
         ds = p * (dp - delta[:, None])
         if BIAS_GRAD:
@@ -269,7 +278,7 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
 
 @triton.jit
 def _attn_bwd_dq_kernel(
-    Q, K, V, dOut, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias,
+    Q, K, V, dOut, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -277,13 +286,13 @@ def _attn_bwd_dq_kernel(
     stride_dqb, stride_dqm, stride_dqh,
     stride_bb, stride_bh, stride_bm, stride_bn,
     stride_mb, stride_mh, stride_mm, stride_mn,
-    stride_sb, stride_sh,
+    stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    dropout_p, dropout_scale, seed, philox_offset,
+    dropout_p, dropout_scale, seed, philox_offset, philox_stride,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
-    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     num_m = tl.num_programs(0)
@@ -292,16 +301,21 @@ def _attn_bwd_dq_kernel(
     off_b = tl.program_id(2)
     off_hk = off_h // group
     m_start = pid_m * BLOCK_M
+    q_start, k_start, seqlen_q, seqlen_k, diag = sequence_bounds(CuSeqQ, CuSeqK, off_b, seqlen_q, seqlen_k, diag,
+                                                                 VARLEN)
+    if VARLEN:
+        if m_start >= seqlen_q:
+            return
     offs_r = tl.arange(0, BLOCK_M)
     offs_m = m_start + offs_r
     offs_d = tl.arange(0, BLOCK_D)
     io_mask = (offs_m[:, None] < seqlen_q) & (offs_d[None, :] < HEAD_DIM)
 
     q_ptrs = (Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh
-              + m_start.to(tl.int64) * stride_qm + offs_r[:, None] * stride_qm + offs_d[None, :])
+              + (q_start + m_start).to(tl.int64) * stride_qm + offs_r[:, None] * stride_qm + offs_d[None, :])
     do_ptrs = (dOut + off_b.to(tl.int64) * stride_dob + off_h.to(tl.int64) * stride_doh
-               + m_start.to(tl.int64) * stride_dom + offs_r[:, None] * stride_dom + offs_d[None, :])
-    row_base = (off_b.to(tl.int64) * nheads + off_h) * seqlen_q
+               + (q_start + m_start).to(tl.int64) * stride_dom + offs_r[:, None] * stride_dom + offs_d[None, :])
+    row_base = off_b.to(tl.int64) * stride_lb + off_h.to(tl.int64) * stride_lh + q_start
     row = row_base + offs_m
     if EVEN_M and EVEN_D:
         q = tl.load(q_ptrs)
@@ -316,15 +330,15 @@ def _attn_bwd_dq_kernel(
         lse2 = tl.load(Lse2 + row, mask=offs_m < seqlen_q, other=float("inf"))
         delta = tl.load(Delta + row, mask=offs_m < seqlen_q, other=0.0)
 
-    k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
-    v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
+    k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh + k_start.to(tl.int64) * stride_kn
+    v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh + k_start.to(tl.int64) * stride_vn
     bias_base = Bias + off_b.to(tl.int64) * stride_bb + off_h.to(tl.int64) * stride_bh
     mask_base = Mask + off_b.to(tl.int64) * stride_mb + off_h.to(tl.int64) * stride_mh
     dbias_base = dBias + row_base * seqlen_k  # dBias is a full contiguous (batch, nheads, seqlen_q, seqlen_k)
     slope2 = 0.0
     if ALIBI:
         slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
-    philox_base = philox_offset + row_base * seqlen_k
+    philox_base = philox_offset + row_base * philox_stride
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     SAFE: tl.constexpr = MASK
     lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL,
@@ -333,25 +347,25 @@ def _attn_bwd_dq_kernel(
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                       stride_mn, dropout_p, dropout_scale, seed, philox_base, dbias_base, seqlen_k,
+                       stride_mn, dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
                        HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
                        EVEN_D, DOT_PREC)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                   stride_mn, dropout_p, dropout_scale, seed, philox_base, dbias_base, seqlen_k,
+                   stride_mn, dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
                    HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
                    EVEN_D, DOT_PREC)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                   stride_mn, dropout_p, dropout_scale, seed, philox_base, dbias_base, seqlen_k,
+                   stride_mn, dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
                    HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
                    EVEN_D, DOT_PREC)
     dq = dq * sm_scale
 
     dq_ptrs = (dQ + off_b.to(tl.int64) * stride_dqb + off_h.to(tl.int64) * stride_dqh
-               + m_start.to(tl.int64) * stride_dqm + offs_r[:, None] * stride_dqm + offs_d[None, :])
+               + (q_start + m_start).to(tl.int64) * stride_dqm + offs_r[:, None] * stride_dqm + offs_d[None, :])
     if EVEN_M and EVEN_D:
         tl.store(dq_ptrs, dq.to(dQ.dtype.element_ty))
     else:
@@ -376,61 +390,51 @@ def attention_backward(
     ``dbias`` is a float32 ``(batch, nheads, seqlen_q, seqlen_k)`` when ``bias_grad``, else None. ``grads`` may
     pass preallocated ``(dq, dk, dv)`` (the tests poison them to catch unwritten elements).
     """
-    batch, seqlen_q, nheads, head_dim = q.shape
-    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    fa = feature_args(q, k, f)
+    lay, flags, local = fa["lay"], fa["flags"], fa["local"]
+    batch, seqlen_q, seqlen_k, nheads, head_dim = lay.batch, lay.seqlen_q, lay.seqlen_k, lay.nheads, lay.head_dim
     dq, dk, dv = grads if grads is not None else (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v))
     # Tiles outside the band are never visited, so their bias gradient must start at 0.
     dbias = (torch.zeros(batch, nheads, seqlen_q, seqlen_k, device=q.device, dtype=torch.float32)
              if bias_grad else None)
-    if batch == 0 or nheads == 0 or seqlen_q == 0 or seqlen_k == 0:
+    if lay.empty or seqlen_k == 0 or k.numel() == 0:
         return dq.zero_(), dk.zero_(), dv.zero_(), dbias
     block_d = max(16, triton.next_power_of_2(head_dim))
-    group = nheads // nheads_k
+    group = nheads // lay.nheads_k
     qk_scale = f.softmax_scale * LOG2E
     prec = dot_precision(q.dtype)
-    fa = feature_args(q, k, f)
-    flags, local = fa["flags"], fa["local"]
+    cu_q, cu_k = lay.cu_args(q)
+    even = not lay.varlen  # packed sequences end anywhere inside a tile
 
-    delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
+    delta = torch.empty(lay.lse_shape, device=q.device, dtype=torch.float32)
     lse2 = torch.empty_like(delta)
     pre_block = 64 if block_d <= 128 else 32
     _attn_bwd_preprocess_kernel[(triton.cdiv(seqlen_q, pre_block), nheads, batch)](
-        out, dout, lse, delta, lse2,
-        out.stride(0), out.stride(1), out.stride(2),
-        dout.stride(0), dout.stride(1), dout.stride(2),
-        nheads, seqlen_q,
-        HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block,
+        out, dout, lse, delta, lse2, cu_q,
+        *lay.strides(out), *lay.strides(dout), *lay.lse_strides, seqlen_q,
+        HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block, VARLEN=lay.varlen,
     )
-    common = (nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"], fa["diag"], *fa["band"],
-              *fa["dropout"])
+    common = (*lay.lse_strides, nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"],
+              fa["diag"], *fa["band"], *fa["dropout"])
 
     def launch_dkdv(cfg: KernelConfig) -> None:
-        _attn_bwd_dkdv_kernel[(triton.cdiv(seqlen_k, cfg.block_n), nheads_k, batch)](
-            q, k, v, dout, lse2, delta, dk, dv, *fa["tensors"],
-            q.stride(0), q.stride(1), q.stride(2),
-            k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2),
-            dout.stride(0), dout.stride(1), dout.stride(2),
-            dk.stride(0), dk.stride(1), dk.stride(2),
-            dv.stride(0), dv.stride(1), dv.stride(2),
-            *fa["strides"], *common,
+        _attn_bwd_dkdv_kernel[(triton.cdiv(seqlen_k, cfg.block_n), lay.nheads_k, batch)](
+            q, k, v, dout, lse2, delta, dk, dv, *fa["tensors"], cu_q, cu_k,
+            *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dk),
+            *lay.strides(dv), *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, **flags, EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_N=seqlen_k % cfg.block_n == 0,
-            EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            LOCAL=local, **flags, EVEN_M=even and seqlen_q % cfg.block_m == 0,
+            EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
     def launch_dq(cfg: KernelConfig) -> None:
         _attn_bwd_dq_kernel[(triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)](
-            q, k, v, dout, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta,
-            q.stride(0), q.stride(1), q.stride(2),
-            k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2),
-            dout.stride(0), dout.stride(1), dout.stride(2),
-            dq.stride(0), dq.stride(1), dq.stride(2),
+            q, k, v, dout, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta, cu_q, cu_k,
+            *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dq),
             *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=seqlen_q % cfg.block_m == 0,
+            LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=even and seqlen_q % cfg.block_m == 0,
             EVEN_D=head_dim == block_d, DOT_PREC=prec,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )

@@ -16,7 +16,8 @@ import triton.language as tl
 
 from ..features import Features
 from .configs import TILING_STRATEGIES, KernelConfig, dot_precision, forward_configs, launch_with_fallback
-from .masks import key_range, visible
+from .layout import layout
+from .masks import key_range, sequence_bounds, visible
 from .scores import dropout_keep, score_log2, user_mask
 
 LOG2E = 1.4426950408889634
@@ -26,7 +27,7 @@ LOG2E = 1.4426950408889634
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-               dropout_p, seed, philox_base,
+               dropout_p, seed, philox_base, philox_stride,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
@@ -80,7 +81,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
             v = tl.load(v_ptrs, mask=d_ok[None, :], other=0.0)
         if DROPOUT:
             # The normaliser l keeps the undropped probabilities; only what reaches V is dropped.
-            p = tl.where(dropout_keep(offs_m[:, None], offs_n[None, :], seqlen_k, seed, philox_base, dropout_p),
+            p = tl.where(dropout_keep(offs_m[:, None], offs_n[None, :], philox_stride, seed, philox_base, dropout_p),
                          p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
         m_i = m_new
@@ -91,20 +92,20 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
 
 @triton.jit
 def _attn_fwd_kernel(
-    Q, K, V, Out, Lse, Bias, Mask, Slopes,
+    Q, K, V, Out, Lse, Bias, Mask, Slopes, CuSeqQ, CuSeqK,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
     stride_ob, stride_om, stride_oh,
     stride_bb, stride_bh, stride_bm, stride_bn,
     stride_mb, stride_mh, stride_mm, stride_mn,
-    stride_sb, stride_sh,
+    stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    dropout_p, dropout_scale, seed, philox_offset,
+    dropout_p, dropout_scale, seed, philox_offset, philox_stride,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
-    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
 ):
     num_m = tl.num_programs(0)
@@ -114,17 +115,26 @@ def _attn_fwd_kernel(
     off_b = tl.program_id(2)
     off_hk = off_h // group
     m_start = pid_m * BLOCK_M
+    q_start, k_start, seqlen_q, seqlen_k, diag = sequence_bounds(CuSeqQ, CuSeqK, off_b, seqlen_q, seqlen_k, diag,
+                                                                 VARLEN)
+    if VARLEN:
+        if m_start >= seqlen_q:  # the grid covers the longest sequence; this one is shorter
+            return
 
-    q_base = Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh + m_start.to(tl.int64) * stride_qm
-    k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh
-    v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh
-    o_base = Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh + m_start.to(tl.int64) * stride_om
+    q_base = (Q + off_b.to(tl.int64) * stride_qb + off_h.to(tl.int64) * stride_qh
+              + (q_start + m_start).to(tl.int64) * stride_qm)
+    k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh + k_start.to(tl.int64) * stride_kn
+    v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh + k_start.to(tl.int64) * stride_vn
+    o_base = (Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh
+              + (q_start + m_start).to(tl.int64) * stride_om)
     bias_base = Bias + off_b.to(tl.int64) * stride_bb + off_h.to(tl.int64) * stride_bh
     mask_base = Mask + off_b.to(tl.int64) * stride_mb + off_h.to(tl.int64) * stride_mh
     slope2 = 0.0
     if ALIBI:
         slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
-    philox_base = philox_offset + (off_b.to(tl.int64) * nheads + off_h) * seqlen_q * seqlen_k
+    # lse rows: (batch, nheads, seqlen_q), or (nheads, total_q) for varlen; dropout counters follow the same rows.
+    row_base = off_b.to(tl.int64) * stride_lb + off_h.to(tl.int64) * stride_lh + q_start
+    philox_base = philox_offset + row_base * philox_stride
 
     offs_r = tl.arange(0, BLOCK_M)
     offs_m = m_start + offs_r
@@ -148,19 +158,19 @@ def _attn_fwd_kernel(
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                                   mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base,
+                                   mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base, philox_stride,
                                    HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                    EVEN_D, DOT_PREC)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base,
+                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base, philox_stride,
                                HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                EVEN_D, DOT_PREC)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
                                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base,
+                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base, philox_stride,
                                HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                EVEN_D, DOT_PREC)
 
@@ -177,7 +187,7 @@ def _attn_fwd_kernel(
         tl.store(o_ptrs, out.to(Out.dtype.element_ty))
     else:
         tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=io_mask)
-    lse_ptrs = Lse + (off_b.to(tl.int64) * nheads + off_h) * seqlen_q + offs_m
+    lse_ptrs = Lse + row_base + offs_m
     if EVEN_M:
         tl.store(lse_ptrs, lse)
     else:
@@ -205,8 +215,8 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
 
     Bias and mask are broadcast views (stride 0 on broadcast dimensions), never copies.
     """
-    batch, seqlen_q, nheads, _ = q.shape
-    seqlen_k = k.shape[1]
+    lay = layout(q, k, f)
+    batch, seqlen_q, seqlen_k, nheads = lay.batch, lay.seqlen_q, lay.seqlen_k, lay.nheads
     diag = f.diagonal(seqlen_q, seqlen_k)
     local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block,
                                                   diag)
@@ -225,12 +235,13 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
         slope_strides = (slopes.stride(0), slopes.stride(1)) if slopes.dim() == 2 else (0, slopes.stride(0))
     softcap = float(f.softcap)
     return dict(
-        local=local, diag=diag, band=(left, right),
+        lay=lay, local=local, diag=diag, band=(left, right),
         tensors=(bias, mask, slopes), strides=bias_strides + mask_strides + slope_strides,
         scalars=(f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E),
-        dropout=(float(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset)),
+        # Dropout counters: one per (lse row, key), so packed sequences never share one.
+        dropout=(float(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset), seqlen_k),
         flags=dict(SOFTCAP=softcap > 0, ALIBI=f.alibi_slopes is not None, BIAS=f.attn_bias is not None,
-                   MASK=f.attn_mask is not None, DROPOUT=f.dropout_p > 0, WIN_BLOCK=win_block),
+                   MASK=f.attn_mask is not None, DROPOUT=f.dropout_p > 0, WIN_BLOCK=win_block, VARLEN=lay.varlen),
     )
 
 
@@ -243,42 +254,39 @@ def attention_forward(
     lse: Optional[torch.Tensor] = None,
     config: Optional[KernelConfig] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Launch the forward kernel on validated ``(batch, seqlen, heads, headdim)`` tensors; returns ``(out, lse)``.
+    """Launch the forward kernel on validated q/k/v; returns ``(out, lse)``.
 
-    ``out``/``lse`` may be passed preallocated (any strides for ``out``; ``lse`` contiguous float32
-    ``(batch, nheads, seqlen_q)``), which the tests use to poison outputs and catch unwritten elements.
+    q/k/v are ``(batch, seqlen, heads, headdim)``, or ``(total, heads, headdim)`` packed sequences when
+    ``f.cu_seqlens_q`` is set (see ops/layout.py). ``out``/``lse`` may be passed preallocated (any strides for
+    ``out``; ``lse`` contiguous float32 of ``Layout.lse_shape``), which the tests use to poison outputs.
     """
-    batch, seqlen_q, nheads, head_dim = q.shape
-    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    fa = feature_args(q, k, f)
+    lay, local = fa["lay"], fa["local"]
     if out is None:
         out = torch.empty_like(q)
     if lse is None:
-        lse = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
-    if batch == 0 or seqlen_q == 0 or nheads == 0:
+        lse = torch.empty(lay.lse_shape, device=q.device, dtype=torch.float32)
+    if lay.empty:
         return out, lse
-    if seqlen_k == 0:
+    if lay.seqlen_k == 0:
         out.zero_()
         lse.fill_(float("-inf"))
         return out, lse
+    head_dim = lay.head_dim
     block_d = max(16, triton.next_power_of_2(head_dim))
-    fa = feature_args(q, k, f)
-    local = fa["local"]
 
     def launch(cfg: KernelConfig) -> None:
-        grid = (triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)
+        grid = (triton.cdiv(lay.seqlen_q, cfg.block_m), lay.nheads, lay.batch)
         _attn_fwd_kernel[grid](
-            q, k, v, out, lse, *fa["tensors"],
-            q.stride(0), q.stride(1), q.stride(2),
-            k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2),
-            out.stride(0), out.stride(1), out.stride(2),
-            *fa["strides"],
-            nheads, seqlen_q, seqlen_k, nheads // nheads_k,
+            q, k, v, out, lse, *fa["tensors"], *lay.cu_args(q),
+            *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
+            *fa["strides"], *lay.lse_strides,
+            lay.nheads, lay.seqlen_q, lay.seqlen_k, lay.nheads // lay.nheads_k,
             f.softmax_scale * LOG2E, *fa["scalars"], fa["diag"], *fa["band"],
             *fa["dropout"],
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, **fa["flags"], EVEN_M=seqlen_q % cfg.block_m == 0, EVEN_D=head_dim == block_d,
-            DOT_PREC=dot_precision(q.dtype),
+            LOCAL=local, **fa["flags"], EVEN_M=not lay.varlen and lay.seqlen_q % cfg.block_m == 0,
+            EVEN_D=head_dim == block_d, DOT_PREC=dot_precision(q.dtype),
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 

@@ -78,6 +78,25 @@ def visible(rows, cols, seqlen_k, diag, win_left, win_right, CHECK_K: tl.constex
 
 
 @triton.jit
+def sequence_bounds(CuSeqQ, CuSeqK, off_b, seqlen_q, seqlen_k, diag, VARLEN: tl.constexpr):
+    """``(q_start, k_start, seqlen_q, seqlen_k, diag)`` of batch entry ``off_b``.
+
+    Variable-length batches pack every sequence along one token axis; ``cu_seqlens`` gives where each starts.
+    Their diagonal is bottom-right per sequence. Fixed-length batches start at 0 and keep the launcher's values.
+    """
+    if VARLEN:
+        q_start = tl.load(CuSeqQ + off_b)
+        k_start = tl.load(CuSeqK + off_b)
+        seqlen_q = tl.load(CuSeqQ + off_b + 1) - q_start
+        seqlen_k = tl.load(CuSeqK + off_b + 1) - k_start
+        diag = seqlen_k - seqlen_q
+    else:
+        q_start = off_b * 0  # a tensor, so callers can widen it to int64
+        k_start = off_b * 0
+    return q_start, k_start, seqlen_q, seqlen_k, diag
+
+
+@triton.jit
 def _floor_to(x, BLOCK: tl.constexpr):
     # Callers clamp x >= 0 first, where integer division truncates the way floor does.
     return (x // BLOCK) * BLOCK

@@ -7,6 +7,8 @@ indices ``rows`` and key indices ``cols`` as broadcastable 2-D tensors, so the s
 dQ tiles (queries x keys) and the transposed dK/dV tiles (keys x queries).
 """
 
+from typing import Optional
+
 import torch
 import triton
 import triton.language as tl
@@ -58,25 +60,37 @@ def dropout_keep(rows, cols, seqlen_k, seed, philox_base, dropout_p):
 
 
 @triton.jit
-def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, dropout_p,
+def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, stride_ph, row_stride, dropout_p,
                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Materialise the keep mask ``(batch, nheads, seqlen_q, seqlen_k)`` (for ``return_attn_probs`` only)."""
+    """Materialise the keep mask ``(batch, nheads, seqlen_q, seqlen_k)`` (for ``return_attn_probs`` only).
+
+    Counters of (batch b, head h, row i, key j) are ``offset + (b * nheads + h) * stride_ph + i * row_stride + j``
+    as in the attention kernels (packed sequences pass their own head and row strides).
+    """
     off_bh = tl.program_id(2).to(tl.int64) * nheads + tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
-    base = philox_offset + off_bh * seqlen_q * seqlen_k
+    base = philox_offset + off_bh * stride_ph
     for start in range(0, seqlen_k, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)[None, :]
-        keep = dropout_keep(rows, cols, seqlen_k, seed, base, dropout_p)
+        keep = dropout_keep(rows, cols, row_stride, seed, base, dropout_p)
         inside = (rows < seqlen_q) & (cols < seqlen_k)
         tl.store(Keep + off_bh * seqlen_q * seqlen_k + rows.to(tl.int64) * seqlen_k + cols, keep.to(tl.int8),
                  mask=inside)
 
 
 def dropout_mask(batch: int, nheads: int, seqlen_q: int, seqlen_k: int, seed: int, offset: int, dropout_p: float,
-                 device) -> torch.Tensor:
-    """The keep pattern the kernels use for (seed, offset), ``(batch, nheads, seqlen_q, seqlen_k)`` bool."""
+                 device, head_stride: Optional[int] = None, row_stride: Optional[int] = None) -> torch.Tensor:
+    """The keep pattern the kernels use for (seed, offset), ``(batch, nheads, seqlen_q, seqlen_k)`` bool.
+
+    ``head_stride``/``row_stride`` default to a fixed-length batch's counters (``seqlen_q * seqlen_k`` and
+    ``seqlen_k``); one packed sequence passes ``total_q * max_seqlen_k`` and ``max_seqlen_k`` with its start folded
+    into ``offset``.
+    """
+    head_stride = seqlen_q * seqlen_k if head_stride is None else head_stride
+    row_stride = seqlen_k if row_stride is None else row_stride
     keep = torch.empty(batch, nheads, seqlen_q, seqlen_k, device=device, dtype=torch.int8)
     if keep.numel():
         _dropout_mask_kernel[(triton.cdiv(seqlen_q, 16), nheads, batch)](
-            keep, nheads, seqlen_q, seqlen_k, seed, offset, dropout_p, BLOCK_M=16, BLOCK_N=64)
+            keep, nheads, seqlen_q, seqlen_k, seed, offset, head_stride, row_stride, dropout_p, BLOCK_M=16,
+            BLOCK_N=64)
     return keep.bool()
