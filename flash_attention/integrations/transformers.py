@@ -22,7 +22,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 
-from flash_attention import flash_attn_func
+from flash_attention import flash_attn_func, flash_attn_varlen_func
 
 __all__ = ["DEFAULT_NAME", "flash_attention_forward", "register"]
 
@@ -86,7 +86,10 @@ def flash_attention_forward(
         dropout: attention dropout probability, applied only while ``module.training``.
         scaling: softmax scale; None means ``head_dim ** -0.5``.
         is_causal: overrides ``module.is_causal``.
-        **kwargs: ``softcap``, ``sliding_window`` and ``position_bias`` are used; other model kwargs are ignored.
+        **kwargs: ``softcap``, ``sliding_window`` and ``position_bias`` are used, and ``cu_seq_lens_q``/``_k`` with
+            ``max_length_q``/``_k`` (packed sequences, e.g. from ``DataCollatorWithFlattening``) select
+            ``flash_attn_varlen_func`` on the batch-1 packed input instead of a block-diagonal mask; other model
+            kwargs are ignored.
 
     Returns:
         ``(attn_output, None)``: ``attn_output`` is ``(batch, seqlen_q, heads, head_dim)``; no attention weights.
@@ -138,6 +141,16 @@ def flash_attention_forward(
         key, value = key.to(query.dtype), value.to(query.dtype)
     q, k, v = (t.transpose(1, 2) for t in (query, key, value))  # strided views, no copies
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+
+    cu_q, cu_k = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
+    if cu_q is not None and cu_k is not None and q.shape[0] == 1 and position_bias is None:
+        # Packed documents: each attends to itself only; the (block-diagonal) mask is then redundant.
+        out = flash_attn_varlen_func(
+            q[0], k[0], v[0], cu_q.to(torch.int32), cu_k.to(torch.int32), int(kwargs["max_length_q"]),
+            int(kwargs["max_length_k"]), dropout_p=dropout if module.training else 0.0, softmax_scale=scaling,
+            causal=bool(is_causal) and seqlen_q > 1, window_size=window if attention_mask is None else (-1, -1),
+            softcap=float(softcap) if softcap else 0.0)
+        return out[None], None
 
     attn_output = flash_attn_func(
         q, k, v,

@@ -198,3 +198,21 @@ def test_import_does_not_load_transformers():
     code = "import sys, flash_attention, flash_attention.integrations; assert 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(
         os.path.dirname(os.path.abspath(__file__)))))
+
+
+def test_packed_sequences_use_varlen(name):
+    """Packed documents (position_ids restart, cu_seq_lens kwargs as DataCollatorWithFlattening gives them) match
+    each document run alone under sdpa."""
+    model = _llama()
+    lens = [5, 11]
+    docs = [torch.randint(0, VOCAB, (1, n)) for n in lens]
+    ids = torch.cat(docs, dim=1)
+    pos = torch.cat([torch.arange(n) for n in lens])[None]
+    cu = torch.tensor([0, 5, 16], dtype=torch.int32)
+    with torch.no_grad():
+        alone = torch.cat([model(d).logits for d in docs], dim=1)
+        model.set_attn_implementation(name)
+        packed = model(ids, position_ids=pos, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=11,
+                       max_length_k=11).logits
+        model.set_attn_implementation("sdpa")
+    torch.testing.assert_close(packed, alone, atol=2e-5, rtol=1e-4)
