@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 __all__ = ["attention_ref", "attention_scores", "alibi_bias", "visibility_mask", "normalize_window",
-           "varlen_attention_ref"]
+           "varlen_attention_ref", "rotary_ref", "kvcache_attention_ref"]
 
 
 def normalize_window(causal: bool, window_size: Tuple[int, int]) -> Tuple[int, int]:
@@ -207,3 +207,51 @@ def varlen_attention_ref(
         dtype = torch.float64 if kwargs.get("upcast", True) else q.dtype
         return q.new_zeros(q.shape, dtype=dtype), torch.zeros(q.shape[1], 0, dtype=torch.float32, device=q.device)
     return torch.cat(outs, dim=0), torch.cat(lses, dim=1)
+
+
+def rotary_ref(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, positions: torch.Tensor,
+               interleaved: bool) -> torch.Tensor:
+    """Rotary embedding as a complex multiplication, in float64: ``x`` ``(batch, seqlen, heads, headdim)``,
+    ``cos``/``sin`` ``(seqlen_ro, rotary_dim / 2)``, integer ``positions`` ``(batch, seqlen)``. The first
+    ``rotary_dim`` channels pair up as ``(2i, 2i + 1)`` (interleaved) or ``(i, i + rotary_dim / 2)``."""
+    half = cos.shape[1]
+    x64 = x.to(torch.float64)
+    rot = x64[..., :2 * half]
+    if interleaved:
+        z = torch.view_as_complex(rot.unflatten(-1, (half, 2)).contiguous())
+    else:
+        z = torch.complex(rot[..., :half], rot[..., half:])
+    turn = torch.complex(cos.to(torch.float64)[positions], sin.to(torch.float64)[positions])[:, :, None]
+    z = z * turn
+    if interleaved:
+        rotated = torch.view_as_real(z).flatten(-2)
+    else:
+        rotated = torch.cat((z.real, z.imag), dim=-1)
+    return torch.cat((rotated, x64[..., 2 * half:]), dim=-1)
+
+
+def kvcache_attention_ref(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    seqlens_k: Sequence[int],
+    cache_leftpad: Optional[Sequence[int]] = None,
+    alibi_slopes: Optional[torch.Tensor] = None,
+    **kwargs,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``attention_ref`` of each batch entry's queries against its keys ``[leftpad_b, seqlens_k[b])``.
+
+    ``k_cache``/``v_cache`` are the logical per-entry caches ``(batch, seqlen_cache, nheads_k, headdim)`` (callers
+    resolve paging and ``cache_batch_idx`` first). Returns ``out`` ``(batch, seqlen_q, nheads, headdim)`` and
+    ``lse`` ``(batch, nheads, seqlen_q)``; other keywords go to ``attention_ref`` (bottom-right alignment).
+    """
+    outs, lses = [], []
+    for b in range(q.shape[0]):
+        start = int(cache_leftpad[b]) if cache_leftpad is not None else 0
+        end = int(seqlens_k[b])
+        slopes = alibi_slopes[b] if alibi_slopes is not None and alibi_slopes.dim() == 2 else alibi_slopes
+        o, l = attention_ref(q[b:b + 1], k_cache[b:b + 1, start:end], v_cache[b:b + 1, start:end],
+                             alibi_slopes=slopes, **kwargs)
+        outs.append(o)
+        lses.append(l)
+    return torch.cat(outs), torch.cat(lses)

@@ -358,3 +358,145 @@ class TinyAttentionBlock(torch.nn.Module):
         k, v = self.kv(x).view(b, s, 2, self.kv_heads, self.head_dim).unbind(2)
         y = flash_attn_func(q, k, v, dropout_p=self.dropout_p, causal=True)
         return self.o(y.reshape(b, s, -1))
+
+
+def check_kvcache(
+    device,
+    dtype: torch.dtype,
+    batch: int = 3,
+    seqlen_q: int = 1,
+    seqlen_new: int = 1,
+    nheads: int = 4,
+    nheads_k: int = 2,
+    head_dim: int = 32,
+    cache_len: int = 48,
+    page_size: int = 0,
+    batch_idx: bool = False,
+    leftpad: bool = False,
+    rotary: str = "",
+    rotary_dim: Optional[int] = None,
+    fills: Optional[Sequence[int]] = None,
+    causal: bool = False,
+    window_size: Tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi: str = "",
+    num_splits: int = 0,
+    slack: Optional[float] = None,
+) -> Dict[str, float]:
+    """``flash_attn_with_kvcache`` on fresh random inputs vs the float64 reference; also checks the cache update.
+
+    The test builds a logical cache per batch entry, then stores it contiguous, behind ``cache_batch_idx``
+    (``batch_idx``: extra rows, shuffled) or paged (``page_size``: shuffled pages plus unused ones), so the
+    reference never sees the storage layout. ``rotary`` is ``""``, ``"interleaved"`` or ``"halves"``.
+    After the call, the appended slots must hold the rotated new keys (to within rounding) and every other
+    element of the storage must be unchanged, bit for bit.
+    """
+    from .kvcache import flash_attn_with_kvcache
+    from .reference import kvcache_attention_ref, rotary_ref
+
+    g = _generator(None)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g).to(dtype)
+
+    if fills is None:
+        fills = torch.randint(0, cache_len - seqlen_new + 1, (batch,), generator=g).tolist()
+    fills = [int(x) for x in fills]
+    pads = [int(torch.randint(0, f + 1, (1,), generator=g)) for f in fills] if leftpad else [0] * batch
+    k_log, v_log = rand(batch, cache_len, nheads_k, head_dim), rand(batch, cache_len, nheads_k, head_dim)
+    extra: Dict[str, torch.Tensor] = {}
+    if page_size:
+        assert cache_len % page_size == 0, "cache_len must be a whole number of pages"
+        pages = cache_len // page_size
+        num_blocks = batch * pages + 3
+        table = torch.randperm(num_blocks, generator=g)[:batch * pages].view(batch, pages)
+        k_store, v_store = (rand(num_blocks, page_size, nheads_k, head_dim) for _ in range(2))
+        k_store[table] = k_log.view(batch, pages, page_size, nheads_k, head_dim)
+        v_store[table] = v_log.view(batch, pages, page_size, nheads_k, head_dim)
+        extra["block_table"] = table.to(torch.int32)
+
+        def logical(store):
+            return store[table].flatten(1, 2)
+    elif batch_idx:
+        rows = torch.randperm(batch + 2, generator=g)[:batch]
+        k_store, v_store = (rand(batch + 2, cache_len, nheads_k, head_dim) for _ in range(2))
+        k_store[rows], v_store[rows] = k_log, v_log
+        extra["cache_batch_idx"] = rows.to(torch.int32)
+
+        def logical(store):
+            return store[rows]
+    else:
+        k_store, v_store = k_log.clone(), v_log.clone()
+
+        def logical(store):
+            return store
+    if leftpad:
+        extra["cache_leftpad"] = torch.tensor(pads, dtype=torch.int32)
+    q = rand(batch, seqlen_q, nheads, head_dim)
+    k_new = rand(batch, seqlen_new, nheads_k, head_dim) if seqlen_new else None
+    v_new = rand(batch, seqlen_new, nheads_k, head_dim) if seqlen_new else None
+    cos = sin = None
+    if rotary:
+        rdim = rotary_dim or head_dim
+        angles = torch.rand(cache_len + seqlen_q, rdim // 2, generator=g, dtype=torch.float64) * 2 * math.pi
+        cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)
+    slopes = None
+    if alibi:
+        slopes = torch.rand((nheads,) if alibi == "heads" else (batch, nheads), generator=g) * 0.5
+    slack = default_slack(dtype) if slack is None else slack
+
+    def to(t):
+        return t.to(device) if t is not None else None
+
+    before_k, before_v = k_store.clone(), v_store.clone()
+    k_dev, v_dev = to(k_store), to(v_store)
+    out, lse = flash_attn_with_kvcache(
+        to(q), k_dev, v_dev, to(k_new), to(v_new), to(cos), to(sin),
+        cache_seqlens=torch.tensor(fills, dtype=torch.int32, device=device),
+        **{name: to(t) for name, t in extra.items()}, causal=causal, window_size=window_size, softcap=softcap,
+        rotary_interleaved=rotary != "halves", alibi_slopes=to(slopes), num_splits=num_splits,
+        return_softmax_lse=True)
+
+    # The expected cache and inputs, in float64 (rotary exact) and rounded to dtype (what the cache stores).
+    filled = torch.tensor(fills) - torch.tensor(pads)
+    local = causal or tuple(window_size) != (-1, -1)
+    q64 = q.to(torch.float64)
+    k_exp64, v_exp64 = k_log.to(torch.float64), v_log.to(torch.float64)
+    if seqlen_new:
+        k_app = k_new.to(torch.float64)
+    if rotary:
+        steps = torch.arange(seqlen_q)[None]
+        q64 = rotary_ref(q, cos, sin, filled[:, None] + (steps if local else 0 * steps), rotary != "halves")
+        if seqlen_new:
+            k_app = rotary_ref(k_new, cos, sin, filled[:, None] + torch.arange(seqlen_new)[None], rotary != "halves")
+    for b in range(batch):
+        if seqlen_new:
+            k_exp64[b, fills[b]:fills[b] + seqlen_new] = k_app[b]
+            v_exp64[b, fills[b]:fills[b] + seqlen_new] = v_new[b].to(torch.float64)
+    k_store_after, v_store_after = k_dev.cpu(), v_dev.cpu()
+    for name, store, before, exp in (("k_cache", k_store_after, before_k, k_exp64),
+                                     ("v_cache", v_store_after, before_v, v_exp64)):
+        got = logical(store).to(torch.float64)
+        tol = 2 * torch.finfo(dtype).eps * max(1.0, exp.abs().max().item())
+        assert (got - exp).abs().max().item() <= tol, f"{name}: appended values differ from the rotated new tokens"
+        touched = torch.zeros_like(store, dtype=torch.bool)
+        marks = torch.zeros(batch, cache_len, *store.shape[2:], dtype=torch.bool)
+        for b in range(batch):
+            marks[b, fills[b]:fills[b] + seqlen_new] = True
+        if page_size:
+            touched[table] = marks.view(batch, -1, page_size, *store.shape[2:])
+        elif batch_idx:
+            touched[rows] = marks
+        else:
+            touched = marks
+        assert torch.equal(store[~touched], before[~touched]), f"{name}: elements outside the new slots changed"
+
+    seqlens_k = [f + seqlen_new for f in fills]
+    opts = dict(causal=causal, window_size=tuple(window_size), softcap=softcap)
+    ref = kvcache_attention_ref(q64, k_exp64, v_exp64, seqlens_k, pads, alibi_slopes=slopes, **opts)
+    low = kvcache_attention_ref(q64.to(dtype), k_exp64.to(dtype), v_exp64.to(dtype), seqlens_k, pads,
+                                alibi_slopes=slopes, upcast=False, **opts)
+    errors = compare("out", out.cpu(), ref[0], low[0], slack)
+    assert lse.shape == (batch, nheads, seqlen_q), f"lse: shape {tuple(lse.shape)} != (batch, nheads, seqlen_q)"
+    _check_lse(lse.cpu(), ref[1])
+    return errors
