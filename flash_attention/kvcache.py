@@ -16,6 +16,7 @@ from torch import Tensor
 from . import cpu as _cpu
 from . import library as _library
 from .features import Features
+from .ops.append import append_kv
 from .ops.decode import decode_forward
 from .rotary import apply_rotary
 from .validation import (
@@ -206,24 +207,28 @@ def _kvcache_impl(
     causal_or_local = causal or window != (-1, -1)
     seqlen_new = k.shape[1] if k is not None else 0
     with torch.no_grad():
-        filled = cache_seqlens - (cache_leftpad if cache_leftpad is not None else 0)  # tokens before the new ones
         if rotary_cos is not None:
+            filled = cache_seqlens - (cache_leftpad if cache_leftpad is not None else 0)  # tokens before the new
             steps = torch.arange(q.shape[1], device=q.device)[None]
             q_pos = filled.long()[:, None] + (steps if causal_or_local else 0 * steps)
             q = apply_rotary(q, rotary_cos, rotary_sin, q_pos, rotary_interleaved)
             if k is not None:
                 k_pos = filled.long()[:, None] + torch.arange(seqlen_new, device=q.device)[None]
                 k = apply_rotary(k, rotary_cos, rotary_sin, k_pos, rotary_interleaved)
-        if k is not None:
+        f = Features(softmax_scale, causal, window, softcap, alibi_slopes)
+        kernels = _library.use_kernels(q)
+        if k is not None and kernels:
+            append_kv(k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table)
+        elif k is not None:
             _append(k_cache, k, cache_seqlens, cache_batch_idx, block_table)
             _append(v_cache, v, cache_seqlens, cache_batch_idx, block_table)
-        seqlens_k = (cache_seqlens + seqlen_new).to(torch.int32)
-        f = Features(softmax_scale, causal, window, softcap, alibi_slopes)
-        if _library.use_kernels(q):
+        if kernels:
+            # Every device op counts in a decode step (a few microseconds each): the kernel adds seqlen_new itself.
             capacity = k_cache.shape[1] * (block_table.shape[1] if block_table is not None else 1)
-            return decode_forward(q, k_cache, v_cache, seqlens_k, f, capacity, cache_leftpad, cache_batch_idx,
-                                  block_table, num_splits)
-        return _cpu_attention(q, k_cache, v_cache, seqlens_k, f, cache_leftpad, cache_batch_idx, block_table)
+            return decode_forward(q, k_cache, v_cache, cache_seqlens, f, capacity, cache_leftpad, cache_batch_idx,
+                                  block_table, num_splits, seqlen_new)
+        return _cpu_attention(q, k_cache, v_cache, cache_seqlens + seqlen_new, f, cache_leftpad, cache_batch_idx,
+                              block_table)
 
 
 kvcache_op = torch.library.custom_op("flash_attention::kvcache", mutates_args=("k_cache", "v_cache"))(

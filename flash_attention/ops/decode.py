@@ -41,11 +41,12 @@ def _decode_kernel(
     stride_vb, stride_vn, stride_vh,
     stride_ob, stride_om, stride_oh,
     stride_btb, stride_sb, stride_sh,
-    nheads, nheads_k, seqlen_q, group, page_size, num_splits,
+    nheads, nheads_k, seqlen_q, group, page_size, num_splits, seqlen_new,
     qk_scale, softcap_scale, softcap_out, win_left, win_right,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, PAGED: tl.constexpr,
-    LEFTPAD: tl.constexpr, BATCH_IDX: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr,
+    LEFTPAD: tl.constexpr, BATCH_IDX: tl.constexpr, SPLIT: tl.constexpr, PAGE_TILES: tl.constexpr,
+    DOT_PREC: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     split = tl.program_id(1)
@@ -60,7 +61,7 @@ def _decode_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     d_ok = offs_d < HEAD_DIM
 
-    seqlen_k = tl.load(SeqlensK + off_b)
+    seqlen_k = tl.load(SeqlensK + off_b) + seqlen_new  # the cache's fill before this call's append, plus it
     leftpad = 0
     if LEFTPAD:
         leftpad = tl.load(LeftPad + off_b)
@@ -102,7 +103,12 @@ def _decode_kernel(
         offs_n = j0 + tl.arange(0, BLOCK_N)
         kpos = offs_n - leftpad
         n_ok = (kpos >= 0) & (offs_n < j_end)
-        if PAGED:
+        if PAGE_TILES:
+            # Pages hold whole key tiles (j0 is tile aligned): one table entry per tile, a scalar load.
+            block = tl.load(BlockTable + off_b.to(tl.int64) * stride_btb + j0 // page_size)
+            k_rows = block.to(tl.int64) * stride_kb + (offs_n % page_size).to(tl.int64) * stride_kn
+            v_rows = block.to(tl.int64) * stride_vb + (offs_n % page_size).to(tl.int64) * stride_vn
+        elif PAGED:
             block = tl.load(BlockTable + off_b.to(tl.int64) * stride_btb + offs_n // page_size, mask=n_ok, other=0)
             k_rows = block.to(tl.int64) * stride_kb + (offs_n % page_size).to(tl.int64) * stride_kn
             v_rows = block.to(tl.int64) * stride_vb + (offs_n % page_size).to(tl.int64) * stride_vn
@@ -178,7 +184,8 @@ class DecodeConfig:
 def decode_config(head_dim: int, device: torch.device) -> DecodeConfig:
     if device.type != "cuda" or interpreting():
         return DecodeConfig(16, 1, 1)
-    return DecodeConfig(64 if head_dim <= 128 else 32, 4, 3)
+    # Swept on H100 (benchmarks/NOTES.md): 32-key tiles, 4 warps, 3 stages are at or near the best everywhere.
+    return DecodeConfig(32, 4, 3)
 
 
 def _num_sms(device: torch.device) -> int:
@@ -209,12 +216,14 @@ def decode_forward(
     cache_batch_idx: Optional[torch.Tensor] = None,
     block_table: Optional[torch.Tensor] = None,
     num_splits: int = 0,
+    seqlen_new: int = 0,
     out: Optional[torch.Tensor] = None,
     config: Optional[DecodeConfig] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(out, lse)`` of ``q`` ``(batch, seqlen_q, nheads, headdim)`` against the cache; validated inputs.
 
-    ``seqlens_k`` (int32 ``(batch,)``) ends each sequence's keys; ``max_seqlen_k`` bounds it (sizes the split
+    Sequence ``b`` ends at ``seqlens_k[b] + seqlen_new`` (int32 ``seqlens_k``: the fill before an append of
+    ``seqlen_new`` tokens, so no device op is needed to add them); ``max_seqlen_k`` bounds it (sizes the split
     heuristic only). ``f`` carries scale, causal, window, softcap and ALiBi. ``num_splits=0`` picks by heuristic.
     """
     batch, seqlen_q, nheads, head_dim = q.shape
@@ -256,11 +265,12 @@ def decode_forward(
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         out.stride(0), out.stride(1), out.stride(2),
         block_table.stride(0) if paged else 0, *slope_strides,
-        nheads, nheads_k, seqlen_q, group, page_size, num_splits,
+        nheads, nheads_k, seqlen_q, group, page_size, num_splits, seqlen_new,
         f.softmax_scale * LOG2E, f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E, left, right,
         HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=block_m, BLOCK_N=cfg.block_n, LOCAL=local,
         SOFTCAP=softcap > 0, ALIBI=slopes is not None, PAGED=paged, LEFTPAD=cache_leftpad is not None,
-        BATCH_IDX=cache_batch_idx is not None, SPLIT=split, DOT_PREC=dot_precision(q.dtype),
+        BATCH_IDX=cache_batch_idx is not None, SPLIT=split, PAGE_TILES=paged and page_size % cfg.block_n == 0,
+        DOT_PREC=dot_precision(q.dtype),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     if split:

@@ -14,7 +14,7 @@ CASES = {
     "decode": dict(),
     "decode_paged_256": dict(page_size=256),
     "decode_paged_16": dict(page_size=16),
-    "decode_paged_48": dict(page_size=48, causal=True),
+    "decode_paged_48": dict(page_size=48, causal=True, cache_len=48 * 40),
     "prefill_chunk_causal": dict(seqlen_q=37, seqlen_new=37, causal=True),
     "no_append_window": dict(seqlen_new=0, seqlen_q=5, window_size=(300, 0)),
     "batch_idx_leftpad": dict(batch_idx=True, leftpad=True, causal=True, seqlen_q=2, seqlen_new=2),
@@ -29,7 +29,8 @@ CASES = {
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", list(CASES))
 def test_kvcache(name, dtype):
-    check_kvcache("cuda", dtype, batch=4, nheads=16, nheads_k=4, head_dim=128, cache_len=2048, **CASES[name])
+    kw = dict(cache_len=2048, **CASES[name]) if "cache_len" not in CASES[name] else CASES[name]
+    check_kvcache("cuda", dtype, batch=4, nheads=16, nheads_k=4, head_dim=128, **kw)
 
 
 @pytest.mark.parametrize("head_dim", [64, 96, 256])
