@@ -35,8 +35,10 @@ import torch
 from .bench import _copy_ms, environment, time_ms
 
 COLUMNS = ["gpu", "torch", "triton", "cuda", "date", "impl", "dtype", "B", "Sk", "H", "Hk", "D", "page",
-           "ms", "tb_per_s", "frac_copy", "ms_single", "frac_copy_single", "vs_cudnn", "vs_flash", "vs_flex", "copy_tb_per_s", "note"]
-SWEEP_COLUMNS = ["gpu", "date", "B", "Sk", "block_n", "num_warps", "num_stages", "num_splits", "ms", "tb_per_s"]
+           "ms", "tb_per_s", "frac_copy", "ms_single", "frac_copy_single", "vs_cudnn", "vs_flash", "vs_flex",
+           "copy_tb_per_s", "note"]
+SWEEP_COLUMNS = ["gpu", "date", "B", "Sk", "paged", "page_tiles", "block_n", "num_warps", "num_stages",
+                 "num_splits", "ms", "tb_per_s"]
 IMPLS = ("ours", "ours_paged", "ours_append", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "flex")
 PAGE = 256
 
@@ -88,16 +90,24 @@ def _ours(b: int, sk: int, h: int, hk: int, d: int, dtype, paged: bool, append: 
     return lambda: flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=seqlens, **kw)
 
 
-def _kernel_only(b: int, sk: int, h: int, hk: int, d: int, dtype, config, num_splits: int) -> Callable[[], Any]:
+def _kernel_only(b: int, sk: int, h: int, hk: int, d: int, dtype, config, num_splits: int, paged: bool = False
+                 ) -> Callable[[], Any]:
     """The decode launcher alone (for the sweep): no validation, no Python front end."""
     from .features import Features
     from .ops.decode import decode_forward
 
     q = torch.randn(b, 1, h, d, device="cuda", dtype=dtype)
-    k_cache = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
-    v_cache = torch.randn_like(k_cache)
     seqlens = torch.full((b,), sk, dtype=torch.int32, device="cuda")
     f = Features(d ** -0.5, False, (-1, -1), 0.0, None)
+    if paged:
+        pages = sk // PAGE
+        k_cache = torch.randn(b * pages, PAGE, hk, d, device="cuda", dtype=dtype)
+        v_cache = torch.randn_like(k_cache)
+        table = torch.randperm(b * pages, device="cuda").view(b, pages).to(torch.int32)
+        return lambda: decode_forward(q, k_cache, v_cache, seqlens, f, sk, block_table=table, num_splits=num_splits,
+                                      config=config)
+    k_cache = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    v_cache = torch.randn_like(k_cache)
     return lambda: decode_forward(q, k_cache, v_cache, seqlens, f, sk, num_splits=num_splits, config=config)
 
 
@@ -182,32 +192,37 @@ def run(batches: Sequence[int], seqlens: Sequence[int], h: int = 32, hk: int = 8
     return rows
 
 
-def sweep(shapes: Sequence[tuple], h: int = 32, hk: int = 8, d: int = 128, dtype=torch.bfloat16
-          ) -> List[Dict[str, Any]]:
-    """Our kernel over configs and split counts (0 = heuristic)."""
+def sweep(shapes: Sequence[tuple], h: int = 32, hk: int = 8, d: int = 128, dtype=torch.bfloat16,
+          layouts: Sequence[bool] = (False, True)) -> List[Dict[str, Any]]:
+    """Our kernel over configs and split counts (0 = heuristic); contiguous and paged (page_tiles on/off)."""
     from .ops.decode import DecodeConfig
 
     env = environment()
     rows = []
+    grid = [(False, bn, w, st, sp, True) for bn, w, st, sp in
+            itertools.product((32, 64, 128), (4, 8), (2, 3, 4), (0, 32, 64))]
+    grid += [(True, bn, 4, st, 0, pt) for bn, st, pt in itertools.product((32, 64, 128), (2, 3, 4), (True, False))]
+    grid = [g for g in grid if g[0] in layouts]
     for b, sk in shapes:
         nbytes = kv_bytes(b, sk, hk, d)
-        for block_n, warps, stages, splits in itertools.product((32, 64, 128), (4, 8), (2, 3, 4), (0, 32, 64, 128)):
+        for paged, block_n, warps, stages, splits, page_tiles in grid:
             if b * hk * max(splits, 1) > 8192:
                 continue
-            rec = dict(gpu=env["gpu"], date=env["date"], B=b, Sk=sk, block_n=block_n, num_warps=warps,
-                       num_stages=stages, num_splits=splits)
+            rec = dict(gpu=env["gpu"], date=env["date"], B=b, Sk=sk, paged=paged, block_n=block_n, num_warps=warps,
+                       num_stages=stages, num_splits=splits, page_tiles=page_tiles)
             try:
-                fn = _kernel_only(b, sk, h, hk, d, dtype, DecodeConfig(block_n, warps, stages), splits)
-                ms = graph_time_ms([fn], 1, 10, 60)
+                cfg = DecodeConfig(block_n, warps, stages, page_tiles)
+                ms = graph_time_ms([_kernel_only(b, sk, h, hk, d, dtype, cfg, splits, paged)], 1, 10, 60)
                 rec.update(ms=ms, tb_per_s=nbytes / (ms * 1e-3) / 1e12)
             except Exception as exc:
                 rec["ms"] = ""
                 print("sweep", rec, _note(exc))
             rows.append(rec)
             torch.cuda.empty_cache()
-        best = max((r for r in rows if r["B"] == b and r["Sk"] == sk and r.get("tb_per_s")),
-                   key=lambda r: r["tb_per_s"], default=None)
-        print("best", best, flush=True)
+        for paged in (False, True):
+            best = max((r for r in rows if r["B"] == b and r["Sk"] == sk and r["paged"] == paged and r.get("tb_per_s")),
+                       key=lambda r: r["tb_per_s"], default=None)
+            print("best", best, flush=True)
     return rows
 
 

@@ -19,7 +19,7 @@ from . import cpu as _cpu
 from . import library as _library
 from .features import Features
 from .interface import _attention_probs
-from .ops.scores import dropout_mask
+from .ops.scores import dropout_mask, dropout_row_stride
 from .validation import check_alibi, check_options, check_softcap, check_tensor, check_varlen
 
 __all__ = ["flash_attn_varlen_func", "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func"]
@@ -32,9 +32,10 @@ def sequence_dropout_keep(q: torch.Tensor, k: torch.Tensor, f: Features, kernels
     nheads, max_k, keeps = q.shape[1], f.max_seqlen_k, []
     for _, rows, keys, fb in _cpu.sequences(f):
         lq, lk = rows.stop - rows.start, keys.stop - keys.start
-        if kernels:  # the kernels' counters: offset + (h * total_q + row) * max_seqlen_k + key
-            keeps.append(dropout_mask(1, nheads, lq, lk, f.seed, f.offset + rows.start * max_k, f.dropout_p, q.device,
-                                      head_stride=q.shape[0] * max_k, row_stride=max_k))
+        if kernels:  # the kernels' counters: offset + (h * total_q + row) * stride + key // 8
+            stride = dropout_row_stride(max_k)
+            keeps.append(dropout_mask(1, nheads, lq, lk, f.seed, f.offset + rows.start * stride, f.dropout_p,
+                                      q.device, head_stride=q.shape[0] * stride, row_stride=stride))
         else:
             keeps.append(_cpu.dropout_keep(fb, 1, nheads, lq, lk).to(q.device))
     return keeps

@@ -25,7 +25,7 @@ from .configs import TILING_STRATEGIES, KernelConfig, dkdv_configs, dot_precisio
 from .forward import LOG2E, feature_args
 from .layout import layout
 from .masks import key_range, query_range, sequence_bounds, visible
-from .scores import dropout_keep, score_log2, user_mask
+from .scores import dropout_draws, dropout_keep, score_log2, user_mask
 
 
 @triton.jit
@@ -60,7 +60,7 @@ def _attn_bwd_preprocess_kernel(
 def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm, stride_dom,
                 start_m, end_m, offs_n, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-                dropout_p, dropout_scale, seed, philox_base, philox_stride,
+                drop_thresh, dropout_scale, seed, philox_base, philox_stride,
                 HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                 WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                 MASK: tl.constexpr, DROPOUT: tl.constexpr,
@@ -74,6 +74,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
     do_ptrs = do_base + start_m.to(tl.int64) * stride_dom + (offs_m0[:, None] * stride_dom + offs_d[None, :])
     d_ok = offs_d < HEAD_DIM
     rows_k = offs_n[:, None]
+    BLOCK_KN: tl.constexpr = offs_n.shape[0]
+    key0 = tl.min(offs_n, 0)  # first key of this tile (a multiple of 8), for the dropout counters
     for start in tl.range(start_m, end_m, BLOCK_M):
         offs_m = start + offs_m0
         m_ok = offs_m < seqlen_q
@@ -106,7 +108,9 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
         dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
         if DROPOUT:
             # O = (P * Z) V with Z = keep / (1 - p): dV sees P * Z, and dP = (dO V^T) * Z.
-            keep = dropout_keep(offs_m[None, :], rows_k, philox_stride, seed, philox_base, dropout_p)
+            # The pattern is generated query-major (as in the forward) and transposed to this keys x queries tile.
+            draws = dropout_draws(offs_m[:, None], key0, philox_stride, seed, philox_base, BLOCK_KN)
+            keep = tl.trans(draws) >= drop_thresh
             pdt = tl.where(keep, pt * dropout_scale, 0.0)
             dpt = tl.where(keep, dpt * dropout_scale, 0.0)
         else:
@@ -135,7 +139,7 @@ def _attn_bwd_dkdv_kernel(
     stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    dropout_p, dropout_scale, seed, philox_offset, philox_stride,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
@@ -188,24 +192,24 @@ def _attn_bwd_dkdv_kernel(
                                  stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                                 mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
-                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
-                                 EVEN_M, EVEN_D, DOT_PREC)
+                                 mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
+                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                              stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
                              diag, win_left, win_right, qk_scale,
                              softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                             mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
-                             philox_stride, HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
-                             EVEN_M, EVEN_D, DOT_PREC)
+                             mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
+                             philox_stride, HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                             DROPOUT, EVEN_M, EVEN_D, DOT_PREC)
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                                  stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                                 mask_base, stride_mm, stride_mn, dropout_p, dropout_scale, seed, philox_base,
-                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
-                                 EVEN_M, EVEN_D, DOT_PREC)
+                                 mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
+                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC)
     dk = dk * sm_scale
 
     dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
@@ -224,7 +228,7 @@ def _attn_bwd_dkdv_kernel(
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-              dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, stride_dbm,
+              drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, stride_dbm,
               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
               WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
               MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
@@ -261,7 +265,7 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
             p = tl.where(ok, p, 0.0)
         dp = tl.dot(do, vt, input_precision=DOT_PREC)
         if DROPOUT:
-            keep = dropout_keep(rows, offs_n[None, :], philox_stride, seed, philox_base, dropout_p)
+            keep = dropout_keep(rows, start, philox_stride, seed, philox_base, drop_thresh, BLOCK_N)
             dp = tl.where(keep, dp * dropout_scale, 0.0)
         ds = p * (dp - delta[:, None])
         if BIAS_GRAD:
@@ -289,7 +293,7 @@ def _attn_bwd_dq_kernel(
     stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    dropout_p, dropout_scale, seed, philox_offset, philox_stride,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
@@ -347,19 +351,19 @@ def _attn_bwd_dq_kernel(
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                       stride_mn, dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
+                       stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
                        HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
                        EVEN_D, DOT_PREC)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                   stride_mn, dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
+                   stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
                    HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
                    EVEN_D, DOT_PREC)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                   stride_mn, dropout_p, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
+                   stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
                    HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
                    EVEN_D, DOT_PREC)
     dq = dq * sm_scale

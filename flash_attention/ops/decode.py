@@ -179,6 +179,7 @@ class DecodeConfig:
     block_n: int
     num_warps: int
     num_stages: int
+    page_tiles: bool = True  # paged caches: one block-table load per key tile when pages hold whole tiles
 
 
 def decode_config(head_dim: int, device: torch.device) -> DecodeConfig:
@@ -269,7 +270,8 @@ def decode_forward(
         f.softmax_scale * LOG2E, f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E, left, right,
         HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=block_m, BLOCK_N=cfg.block_n, LOCAL=local,
         SOFTCAP=softcap > 0, ALIBI=slopes is not None, PAGED=paged, LEFTPAD=cache_leftpad is not None,
-        BATCH_IDX=cache_batch_idx is not None, SPLIT=split, PAGE_TILES=paged and page_size % cfg.block_n == 0,
+        BATCH_IDX=cache_batch_idx is not None, SPLIT=split,
+        PAGE_TILES=paged and cfg.page_tiles and page_size % cfg.block_n == 0,
         DOT_PREC=dot_precision(q.dtype),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )

@@ -18,7 +18,7 @@ from ..features import Features
 from .configs import TILING_STRATEGIES, KernelConfig, dot_precision, forward_configs, launch_with_fallback
 from .layout import layout
 from .masks import key_range, sequence_bounds, visible
-from .scores import dropout_keep, score_log2, user_mask
+from .scores import dropout_keep, dropout_row_stride, dropout_threshold, score_log2, user_mask
 
 LOG2E = 1.4426950408889634
 
@@ -27,7 +27,7 @@ LOG2E = 1.4426950408889634
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-               dropout_p, seed, philox_base, philox_stride,
+               drop_thresh, seed, philox_base, philox_stride,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
@@ -81,7 +81,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
             v = tl.load(v_ptrs, mask=d_ok[None, :], other=0.0)
         if DROPOUT:
             # The normaliser l keeps the undropped probabilities; only what reaches V is dropped.
-            p = tl.where(dropout_keep(offs_m[:, None], offs_n[None, :], philox_stride, seed, philox_base, dropout_p),
+            p = tl.where(dropout_keep(offs_m[:, None], start, philox_stride, seed, philox_base, drop_thresh, BLOCK_N),
                          p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
         m_i = m_new
@@ -102,7 +102,7 @@ def _attn_fwd_kernel(
     stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    dropout_p, dropout_scale, seed, philox_offset, philox_stride,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
@@ -158,19 +158,19 @@ def _attn_fwd_kernel(
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                                   mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base, philox_stride,
+                                   mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
                                    HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                    EVEN_D, DOT_PREC)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base, philox_stride,
+                               mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
                                HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                EVEN_D, DOT_PREC)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
                                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                               mask_base, stride_mm, stride_mn, dropout_p, seed, philox_base, philox_stride,
+                               mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
                                HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
                                EVEN_D, DOT_PREC)
 
@@ -238,8 +238,9 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
         lay=lay, local=local, diag=diag, band=(left, right),
         tensors=(bias, mask, slopes), strides=bias_strides + mask_strides + slope_strides,
         scalars=(f.softmax_scale / softcap if softcap > 0 else 0.0, softcap * LOG2E),
-        # Dropout counters: one per (lse row, key), so packed sequences never share one.
-        dropout=(float(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset), seqlen_k),
+        # Dropout counters: one per (lse row, 8 keys), so packed sequences never share one.
+        dropout=(dropout_threshold(f.dropout_p), 1.0 / (1.0 - f.dropout_p), int(f.seed), int(f.offset),
+                 dropout_row_stride(seqlen_k)),
         flags=dict(SOFTCAP=softcap > 0, ALIBI=f.alibi_slopes is not None, BIAS=f.attn_bias is not None,
                    MASK=f.attn_mask is not None, DROPOUT=f.dropout_p > 0, WIN_BLOCK=win_block, VARLEN=lay.varlen),
     )

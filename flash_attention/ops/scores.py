@@ -52,27 +52,56 @@ def user_mask(rows, cols, seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn):
     return m != 0
 
 
-@triton.jit
-def dropout_keep(rows, cols, seqlen_k, seed, philox_base, dropout_p):
-    """Keep mask from Philox: one counter per (batch, head, row, col), so any kernel regenerates the same bits."""
-    offsets = philox_base + rows.to(tl.int64) * seqlen_k + cols
-    return tl.rand(seed, offsets) >= dropout_p
+DROPOUT_GROUP = 8  # keys per Philox call: its 4 x 32 random bits make 8 x 16-bit draws
+DROPOUT_BITS = 16
+
+
+def dropout_threshold(dropout_p: float) -> int:
+    """The 16-bit threshold: a key is kept when its draw in [0, 65536) is >= it (p rounds to a multiple of 2^-16)."""
+    return min(int(round(dropout_p * (1 << DROPOUT_BITS))), (1 << DROPOUT_BITS) - 1)
+
+
+def dropout_row_stride(seqlen_k: int) -> int:
+    """Philox counters per query row."""
+    return -(-seqlen_k // DROPOUT_GROUP)
 
 
 @triton.jit
-def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, stride_ph, row_stride, dropout_p,
+def dropout_keep(rows, col0, row_stride, seed, philox_base, drop_thresh, BLOCK_N: tl.constexpr):
+    """Keep mask of the tile ``rows`` (a ``[BLOCK_M, 1]`` column) x keys ``[col0, col0 + BLOCK_N)``.
+
+    ``col0`` must be a multiple of 8. Key ``j`` of row ``i`` uses Philox counter ``philox_base + i * row_stride +
+    j // 8`` and the 16-bit half ``j % 8`` of its four 32-bit outputs, so the pattern depends on (row, key) only:
+    every kernel regenerates it whatever its tile sizes. One Philox call per 8 keys instead of one per key.
+    """
+    return dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N) >= drop_thresh
+
+
+@triton.jit
+def dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N: tl.constexpr):
+    """The tile's 16-bit draws as int32 (see ``dropout_keep``); transposed tiles transpose these."""
+    block_m: tl.constexpr = rows.shape[0]
+    groups = col0 // 8 + tl.arange(0, BLOCK_N // 8)
+    counters = philox_base + rows.to(tl.int64) * row_stride + groups[None, :]
+    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    words = tl.reshape(tl.join(tl.join(r0, r1), tl.join(r2, r3)), [block_m, BLOCK_N // 2])
+    return tl.reshape(tl.join(words & 0xFFFF, words >> 16), [block_m, BLOCK_N]).to(tl.int32)
+
+
+@triton.jit
+def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, stride_ph, row_stride, drop_thresh,
                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Materialise the keep mask ``(batch, nheads, seqlen_q, seqlen_k)`` (for ``return_attn_probs`` only).
 
-    Counters of (batch b, head h, row i, key j) are ``offset + (b * nheads + h) * stride_ph + i * row_stride + j``
-    as in the attention kernels (packed sequences pass their own head and row strides).
+    Counters of (batch b, head h, row i, key j) are ``offset + (b * nheads + h) * stride_ph + i * row_stride +
+    j // 8`` as in the attention kernels (packed sequences pass their own head and row strides).
     """
     off_bh = tl.program_id(2).to(tl.int64) * nheads + tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     base = philox_offset + off_bh * stride_ph
     for start in range(0, seqlen_k, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)[None, :]
-        keep = dropout_keep(rows, cols, row_stride, seed, base, dropout_p)
+        keep = dropout_keep(rows, start, row_stride, seed, base, drop_thresh, BLOCK_N)
         inside = (rows < seqlen_q) & (cols < seqlen_k)
         tl.store(Keep + off_bh * seqlen_q * seqlen_k + rows.to(tl.int64) * seqlen_k + cols, keep.to(tl.int8),
                  mask=inside)
@@ -82,15 +111,16 @@ def dropout_mask(batch: int, nheads: int, seqlen_q: int, seqlen_k: int, seed: in
                  device, head_stride: Optional[int] = None, row_stride: Optional[int] = None) -> torch.Tensor:
     """The keep pattern the kernels use for (seed, offset), ``(batch, nheads, seqlen_q, seqlen_k)`` bool.
 
-    ``head_stride``/``row_stride`` default to a fixed-length batch's counters (``seqlen_q * seqlen_k`` and
-    ``seqlen_k``); one packed sequence passes ``total_q * max_seqlen_k`` and ``max_seqlen_k`` with its start folded
+    ``head_stride``/``row_stride`` count Philox counters and default to a fixed-length batch's
+    (``seqlen_q * dropout_row_stride(seqlen_k)`` and ``dropout_row_stride(seqlen_k)``); one packed sequence passes
+    ``total_q * dropout_row_stride(max_seqlen_k)`` and ``dropout_row_stride(max_seqlen_k)`` with its start folded
     into ``offset``.
     """
-    head_stride = seqlen_q * seqlen_k if head_stride is None else head_stride
-    row_stride = seqlen_k if row_stride is None else row_stride
+    row_stride = dropout_row_stride(seqlen_k) if row_stride is None else row_stride
+    head_stride = seqlen_q * row_stride if head_stride is None else head_stride
     keep = torch.empty(batch, nheads, seqlen_q, seqlen_k, device=device, dtype=torch.int8)
     if keep.numel():
         _dropout_mask_kernel[(triton.cdiv(seqlen_q, 16), nheads, batch)](
-            keep, nheads, seqlen_q, seqlen_k, seed, offset, head_stride, row_stride, dropout_p, BLOCK_M=16,
-            BLOCK_N=64)
+            keep, nheads, seqlen_q, seqlen_k, seed, offset, head_stride, row_stride, dropout_threshold(dropout_p),
+            BLOCK_M=16, BLOCK_N=64)
     return keep.bool()
