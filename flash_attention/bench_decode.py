@@ -201,7 +201,8 @@ def sweep(shapes: Sequence[tuple], h: int = 32, hk: int = 8, d: int = 128, dtype
     rows = []
     grid = [(False, bn, w, st, sp, True) for bn, w, st, sp in
             itertools.product((32, 64, 128), (4, 8), (2, 3, 4), (0, 32, 64))]
-    grid += [(True, bn, 4, st, 0, pt) for bn, st, pt in itertools.product((32, 64, 128), (2, 3, 4), (True, False))]
+    grid += [(True, bn, w, st, 0, pt) for bn, w, st, pt in
+             itertools.product((32, 64, 128), (4, 8), (2, 3, 4), (True, False))]
     grid = [g for g in grid if g[0] in layouts]
     for b, sk in shapes:
         nbytes = kv_bytes(b, sk, hk, d)

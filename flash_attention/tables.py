@@ -166,10 +166,21 @@ def replace_between_markers(text: str, table: str, start_marker: str = "", end_m
 FEATURE_START, FEATURE_END = "<!-- features-table:start -->", "<!-- features-table:end -->"
 
 
+def merge_feature_runs(runs: Sequence[Sequence[Row]]) -> List[Row]:
+    """Rows of several bench_features CSVs, oldest first: a later run's (name, causal) row replaces an earlier one;
+    rows only an earlier run has (say the long rows a ``--quick`` run skips) stay, in their original order."""
+    merged: Dict[Tuple[str, str], Row] = {}
+    for rows in runs:
+        for r in rows:
+            merged[(r["name"], r["causal"])] = r
+    return list(merged.values())
+
+
 def build_features_table(rows: Sequence[Row], source: str) -> str:
-    """Markdown for a ``python -m flash_attention.bench_features`` CSV: time, TFLOPS, slowdown, peak memory."""
+    """Markdown for ``python -m flash_attention.bench_features`` CSVs: time, TFLOPS, slowdown, peak memory."""
+    dates = sorted({r["date"][:10] for r in rows})
     first = rows[0]
-    lines = [f"**{first['gpu']}** · torch {first['torch']} · triton {first['triton']} · {first['date'][:10]}", "",
+    lines = [f"**{first['gpu']}** · torch {first['torch']} · triton {first['triton']} · {', '.join(dates)}", "",
              "| case | causal | B×H×S, D | fwd ms | bwd ms | fwd TFLOPS | bwd TFLOPS | slowdown vs plain fwd/bwd "
              "| peak GiB (inputs+outputs+grads) | note |",
              "|:--|:--|:--|--:|--:|--:|--:|--:|--:|:--|"]
@@ -178,10 +189,48 @@ def build_features_table(rows: Sequence[Row], source: str) -> str:
         peak = f"{float(r['peak_mem_gib']):.2f} ({float(r['io_mem_gib']):.2f})" if r.get("peak_mem_gib") else ""
         fmt = lambda key, spec: format(float(r[key]), spec) if r.get(key) else ""  # noqa: E731
         note = (r.get("note") or "").split("io_mem_gib recomputed")[0].rstrip("; ")
+        if len(dates) > 1:
+            note = "; ".join(x for x in (note, f"run of {r['date'][:10]}") if x)
         lines.append(f"| {r['name']} | {r['causal']} | {r['B']}×{r['H']}×{r['S']}, {r['D']} | {fmt('fwd_ms', '.2f')} "
                      f"| {fmt('bwd_ms', '.2f')} | {fmt('fwd_tflops', '.0f')} | {fmt('bwd_tflops', '.0f')} | {slow} "
                      f"| {peak} | {note} |")
-    lines += ["", f"Generated from `{source}` by `benchmarks/make_table.py --features`."]
+    lines += ["", f"Generated from `{source}` by `benchmarks/make_table.py --features` (a later run's row replaces "
+              "an earlier one's)."]
+    return "\n".join(lines)
+
+
+DECODE_START, DECODE_END = "<!-- decode-table:start -->", "<!-- decode-table:end -->"
+DECODE_COLUMNS = (("ours", "ours"), ("ours_paged", "ours paged"), ("ours_append", "ours append+attend"),
+                  ("sdpa_cudnn", "cuDNN"), ("sdpa_flash", "FA2"), ("flex", "flex"))
+
+
+def build_decode_table(rows: Sequence[Row], source: str) -> str:
+    """Markdown for a ``python -m flash_attention.bench_decode`` CSV: achieved K/V bandwidth as % of copy."""
+    copy = next((r for r in rows if r["impl"] == "copy"), None)
+    bench = [r for r in rows if r["impl"] != "copy"]
+    first = bench[0]
+    copy_bw = f"{float(copy['tb_per_s']):.2f} TB/s" if copy else "not measured"
+    lines = [f"**{first['gpu']}** · torch {first['torch']} · triton {first['triton']} · {first['date'][:10]} · "
+             f"{first['dtype'].replace('torch.', '')}, {first['H']} query / {first['Hk']} kv heads, head_dim "
+             f"{first['D']}, one query token · copy bandwidth {copy_bw}", "",
+             "| B | cached keys | " + " | ".join(label for _, label in DECODE_COLUMNS) + " | ours/cuDNN |",
+             "|--:|--:|" + "--:|" * (len(DECODE_COLUMNS) + 1)]
+    shapes: Dict[Tuple[int, int], Dict[str, Row]] = {}
+    for r in bench:
+        shapes.setdefault((to_int(r["B"]), to_int(r["Sk"])), {})[r["impl"]] = r
+    for (b, sk), by_impl in sorted(shapes.items()):
+        cells = []
+        for impl, _ in DECODE_COLUMNS:
+            frac = to_float((by_impl.get(impl) or {}).get("frac_copy"))
+            cells.append(f"{frac:.0%}" if frac is not None else "n/a")
+        ours, cudnn = by_impl.get("ours", {}), by_impl.get("sdpa_cudnn", {})
+        t_ours, t_cudnn = to_float(ours.get("ms")), to_float(cudnn.get("ms"))
+        ratio = f"{t_cudnn / t_ours:.2f}" if t_ours and t_cudnn else ""
+        lines.append(f"| {b} | {sk // 1024}K | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", "Cells: bytes of K and V read / time, as a fraction of the copy bandwidth of the same run (16 decode "
+              "calls captured in one CUDA graph, as consecutive layers would run). n/a: the backend refused the shape "
+              "(SDPA's efficient backend has no GQA kernel; FlexAttention's compile fails at B=32 beyond 32K).",
+              "", f"Generated from `{source}` by `benchmarks/make_table.py --decode`."]
     return "\n".join(lines)
 
 
@@ -192,9 +241,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--readme", type=Path, help="replace the table between the perf-table markers of this file")
     p.add_argument("--features", action="store_true",
                    help="the CSV is a bench_features CSV: write the features table (features-table markers)")
+    p.add_argument("--decode", action="store_true",
+                   help="the CSV is a bench_decode CSV: write the decode table (decode-table markers)")
     args = p.parse_args(argv)
+    if args.decode:
+        table = build_decode_table(load_rows(args.csv[0]), args.csv[0].as_posix())
+        print(table)
+        if args.readme is not None:
+            args.readme.write_text(replace_between_markers(args.readme.read_text(), table, DECODE_START, DECODE_END))
+        return 0
     if args.features:
-        table = build_features_table(load_rows(args.csv[0]), args.csv[0].as_posix())
+        rows = merge_feature_runs([load_rows(path) for path in args.csv])
+        table = build_features_table(rows, "`, `".join(path.as_posix() for path in args.csv))
         print(table)
         if args.readme is not None:
             text = args.readme.read_text()

@@ -182,11 +182,13 @@ class DecodeConfig:
     page_tiles: bool = True  # paged caches: one block-table load per key tile when pages hold whole tiles
 
 
-def decode_config(head_dim: int, device: torch.device) -> DecodeConfig:
+def decode_config(head_dim: int, device: torch.device, paged: bool = False) -> DecodeConfig:
     if device.type != "cuda" or interpreting():
         return DecodeConfig(16, 1, 1)
-    # Swept on H100 (benchmarks/NOTES.md): 32-key tiles, 4 warps, 3 stages are at or near the best everywhere.
-    return DecodeConfig(32, 4, 3)
+    # Swept on H100 (benchmarks/NOTES.md, results/sweeps/h100-2026-11-2[45]-decode-*.csv): contiguous caches do
+    # best with 32-key tiles; paged ones with 64 (one block-table load per tile amortised over more keys: 1.63 vs
+    # 1.37 TB/s at B=1, 2.92 vs 2.37 at B=32, S=16K).
+    return DecodeConfig(64, 4, 3) if paged else DecodeConfig(32, 4, 3)
 
 
 def _num_sms(device: torch.device) -> int:
@@ -234,7 +236,7 @@ def decode_forward(
     lse = torch.empty(batch, nheads, seqlen_q, device=q.device, dtype=torch.float32)
     if q.numel() == 0:
         return out, lse
-    cfg = config or decode_config(head_dim, q.device)
+    cfg = config or decode_config(head_dim, q.device, block_table is not None)
     block_d = max(16, triton.next_power_of_2(head_dim))
     rows = seqlen_q * group
     block_m = 16 if rows <= 16 else (32 if rows <= 32 else 64)

@@ -268,3 +268,23 @@ def test_driver_with_fake_timer(tmp_path, monkeypatch):
         written = list(csv.DictReader(f))
     assert [r["impl"] for r in written] == ["matmul_bf16", "copy", "ours", "flex", "ours", "flex"]
     assert written[2]["gpu"] == "cpu" and written[2]["Sq"] == "64" and written[2]["causal"] == "true"
+
+
+def test_decode_table_from_committed_csv(tmp_path):
+    """The README's decode table comes from a bench_decode CSV: fractions of copy bandwidth per (B, Sk)."""
+    src = ROOT / "benchmarks" / "results" / "h100-2026-11-25-decode.csv"
+    table = make_table.build_decode_table(make_table.load_rows(src), "x.csv")
+    assert "| 1 | 16K |" in table and "| 32 | 128K |" in table and "copy bandwidth 3.00 TB/s" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{make_table.DECODE_START}\nold\n{make_table.DECODE_END}\nb\n")
+    assert make_table.main([str(src), "--decode", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| 8 | 64K |" in text and text.startswith("a\n") and text.endswith("b\n")
+
+
+def test_feature_runs_merge_later_wins():
+    older = [{"name": "plain", "causal": "True", "date": "2026-11-24"},
+             {"name": "long_64k", "causal": "True", "date": "2026-11-24"}]
+    newer = [{"name": "plain", "causal": "True", "date": "2026-11-25"}]
+    merged = make_table.merge_feature_runs([older, newer])
+    assert [(r["name"], r["date"]) for r in merged] == [("plain", "2026-11-25"), ("long_64k", "2026-11-24")]
