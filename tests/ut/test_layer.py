@@ -96,8 +96,14 @@ def test_rejects_bad_masks_and_options():
         FlashAttention(16, tiling_stgy_name="nope")
     with pytest.raises(ValueError, match="dp must be"):
         FlashAttention(16, dp=0)
-    with pytest.raises(ValueError, match="divisible by dp"):
-        FlashAttention(16, dp=3)(q, k, v)
+    with pytest.raises(ValueError, match="must equal the default process group's size"):
+        FlashAttention(16, dp=3)(q, k, v)  # no process group of 3 ranks: inputs would be shards of what?
+    with pytest.raises(ValueError, match="cp must be"):
+        FlashAttention(16, cp=0)
+    with pytest.raises(ValueError, match="layout must be"):
+        FlashAttention(16, cp=2, cp_layout="striped")
+    with pytest.raises(ValueError, match="not supported with cp > 1"):
+        FlashAttention(16, cp=2, prev_block_num=1)
     with pytest.raises(ValueError, match="head_dim"):
         FlashAttention(32)(q, k, v)
 
