@@ -155,8 +155,11 @@ def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, low: torch.Tensor,
     scale = max(1.0, magnitude, ref.abs().max().item())
     assert err <= 2 * err_low + slack * scale, (
         f"{name}: max error {err:.3e} > 2 x PyTorch low-precision error {err_low:.3e} + slack {slack * scale:.1e}")
-    assert rel <= 2 * rel_low + slack, (
-        f"{name}: relative error {rel:.3e} > 2 x PyTorch low-precision error {rel_low:.3e} + slack {slack:.1e}")
+    # Where the result is a cancellation of larger terms (magnitude > |ref|) the relative error of a tiny result
+    # says little; the max check above bounds the absolute error by the terms' size instead.
+    rel_slack = slack * max(1.0, magnitude / max(ref.abs().max().item(), 1e-30))
+    assert rel <= 2 * rel_low + rel_slack, (
+        f"{name}: relative error {rel:.3e} > 2 x PyTorch low-precision error {rel_low:.3e} + slack {rel_slack:.1e}")
     return {"max": err, "max_low": err_low, "rel": rel, "rel_low": rel_low}
 
 
@@ -348,8 +351,9 @@ def check_varlen(
     errors = {"out": compare("out", out, ref[0], low[0], slack)}
     assert lse.shape == (nheads, total_q), f"lse: shape {tuple(lse.shape)} != (nheads, total_q)"
     _check_lse(lse, ref[1])
+    mag = grad_magnitude(dout, ref[0])
     for name, ours, r, lo in zip(("dq", "dk", "dv"), grads, ref[2], low[2]):
-        errors[name] = compare(name, ours, r, lo, slack)
+        errors[name] = compare(name, ours, r, lo, slack, mag if name in ("dq", "dk") else 1.0)
     return errors
 
 
