@@ -9,6 +9,7 @@ of the same computation in the input precision), and with the single-device call
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -166,6 +167,9 @@ def check_layer_case(case: LayerCase, device: torch.device) -> float:
 def run_checks(rank: int, world_size: int, init_method: str, backend: str = "gloo",
                cases: Optional[Sequence[object]] = None) -> None:
     """Process entry point (``torch.multiprocessing.spawn`` passes ``rank`` first)."""
+    if backend == "gloo":
+        # single-machine tests: bind to loopback, so a host name that does not resolve cannot break them
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
