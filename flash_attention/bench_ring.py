@@ -30,10 +30,12 @@ COLUMNS = ["gpu", "torch", "triton", "date", "world", "impl", "S", "B", "H", "D"
            "ms_fwd_bwd", "tflops_per_gpu", "single_gpu_tflops", "efficiency", "note"]
 
 
-def _time_ms(fn, iters: int) -> float:
+def _time_ms(fn, iters: int, barrier: bool = True) -> float:
+    """Mean ms of ``fn`` after one warm-up call; ``barrier`` lines the ranks up first (ring runs)."""
     fn()
     torch.cuda.synchronize()
-    dist.barrier()
+    if barrier:
+        dist.barrier()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(iters):
@@ -71,15 +73,7 @@ def bench_single(s: int, b: int, h: int, d: int, causal: bool, dtype, iters: int
     def step():
         flash_attn_func(q, k, v, causal=causal).backward(dout)
 
-    step()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        step()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
+    return _time_ms(step, iters, barrier=False)
 
 
 def correctness(world: int) -> List[str]:

@@ -19,9 +19,9 @@ import torch.distributed as dist
 from ..features import Features
 from ..library import new_rng_state, use_kernels
 from ..reference import attention_ref
-from ..testing import compare, default_slack
+from ..testing import compare, default_slack, grad_magnitude
 from .layout import gather_sequence, shard_sequence
-from .ring import ring_dropout_keep, ring_flash_attn_func
+from .ring import ring_dropout_keep, ring_flash_attn_func, simulate_ring, simulate_ring_backward
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,46 @@ def check_ring_case(case: RingCase, device: torch.device, group=None) -> Dict[st
     errors["lse"] = (lse_full[finite].double() - hi[1][finite]).abs().max().item() if finite.any() else 0.0
     assert errors["lse"] < 1e-3, f"{case.label()}: lse error {errors['lse']}"
     return errors
+
+
+def check_simulated_ring(world: int, layout: str, causal: bool, window: Tuple[int, int], alibi: bool,
+                         softcap: float, dropout: float, dtype: torch.dtype, device, batch: int = 2,
+                         seqlen_per_rank: int = 16, nheads: int = 4, nheads_k: int = 2, head_dim: int = 16) -> None:
+    """Every rank's chunk pairs computed in one process (``simulate_ring``) and merged through lse, against the
+    float64 reference of the full sequence: forward, lse and gradients."""
+    from .layout import unshard_sequence
+
+    seqlen = seqlen_per_rank * world
+    q = torch.randn(batch, seqlen, nheads, head_dim, device=device, dtype=dtype)
+    k = torch.randn(batch, seqlen, nheads_k, head_dim, device=device, dtype=dtype)
+    v = torch.randn(batch, seqlen, nheads_k, head_dim, device=device, dtype=dtype)
+    dout = torch.randn_like(q)
+    slopes = torch.rand(nheads, device=device) * 0.3 if alibi else None
+    scale = 1 / math.sqrt(head_dim)
+    f = Features(scale, causal, window, softcap, slopes, dropout_p=dropout, seed=5, offset=123)
+    shard = lambda t: [shard_sequence(t, r, world, layout).contiguous() for r in range(world)]  # noqa: E731
+    outs, lses = simulate_ring(shard(q), shard(k), shard(v), f, layout)
+    grads = simulate_ring_backward(shard(dout), shard(q), shard(k), shard(v), outs, lses, f, layout)
+    keep = (ring_dropout_keep(batch, nheads, seqlen_per_rank, world, layout, f, device, use_kernels(q))
+            if dropout else None)
+
+    def ref(upcast: bool) -> List[torch.Tensor]:
+        leaves = [t.detach().to(torch.float64 if upcast else dtype).requires_grad_() for t in (q, k, v)]
+        o, l = attention_ref(*leaves, scale, causal, window, upcast=upcast, softcap=softcap, alibi_slopes=slopes,
+                             dropout_p=dropout, dropout_keep=keep)
+        return [o, l, *torch.autograd.grad(o, leaves, dout.to(o.dtype))]
+
+    hi, lo = ref(True), ref(False)
+    slack = default_slack(dtype)
+    out = unshard_sequence(outs, layout)
+    compare("out", out, hi[0], lo[0], slack)
+    mag = grad_magnitude(dout, hi[0])
+    for name, parts, r64, rlow in zip(("dq", "dk", "dv"), grads, hi[2:], lo[2:]):
+        compare(name, unshard_sequence(parts, layout), r64, rlow, slack, mag if name != "dv" else 1.0)
+    lse = unshard_sequence([x.transpose(1, 2) for x in lses], layout).transpose(1, 2)
+    finite = torch.isfinite(hi[1])
+    assert torch.equal(torch.isneginf(lse), ~finite), "lse: -inf rows differ from the reference"
+    assert torch.allclose(lse[finite].double(), hi[1][finite].double(), atol=1e-3)
 
 
 def default_cases(world_size: int) -> List[RingCase]:

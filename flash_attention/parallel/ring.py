@@ -76,40 +76,37 @@ def _acc_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+def visible_pairs(q_chunks: Sequence[Chunk], k_chunks: Sequence[Chunk], f: Features, n_chunks: int, batch: int,
+                  nheads: int):
+    """``(query rows, key rows, Features)`` of every chunk pair of one step that some query may attend."""
+    for qc in q_chunks:
+        for kc in k_chunks:
+            if pair_visible(qc, kc, f.causal, f.window_size):
+                yield (slice(qc.local_start, qc.local_start + qc.length),
+                       slice(kc.local_start, kc.local_start + kc.length),
+                       pair_features(f, qc, kc, n_chunks, batch, nheads))
+
+
 def forward_block(q: Tensor, k: Tensor, v: Tensor, out_acc: Tensor, lse_acc: Tensor, q_chunks: Sequence[Chunk],
                   k_chunks: Sequence[Chunk], f: Features, n_chunks: int) -> None:
     """Accumulate the queries of this rank against one key block (every visible chunk pair)."""
-    batch, _, nheads, _ = q.shape
-    for qc in q_chunks:
-        for kc in k_chunks:
-            if not pair_visible(qc, kc, f.causal, f.window_size):
-                continue
-            rows = slice(qc.local_start, qc.local_start + qc.length)
-            keys = slice(kc.local_start, kc.local_start + kc.length)
-            g = pair_features(f, qc, kc, n_chunks, batch, nheads)
-            out, lse = _library.run_forward(q[:, rows], k[:, keys], v[:, keys], g)
-            merge_partial(out_acc, lse_acc, out, lse, rows)
+    for rows, keys, g in visible_pairs(q_chunks, k_chunks, f, n_chunks, q.shape[0], q.shape[2]):
+        out, lse = _library.run_forward(q[:, rows], k[:, keys], v[:, keys], g)
+        merge_partial(out_acc, lse_acc, out, lse, rows)
 
 
 def backward_block(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dq_acc: Tensor,
                    dkv_part: Tensor, q_chunks: Sequence[Chunk], k_chunks: Sequence[Chunk], f: Features,
                    n_chunks: int) -> None:
     """Add this rank's contribution for one key block: to ``dq_acc`` and to ``dkv_part`` = (dK, dV) of the block."""
-    batch, _, nheads, _ = q.shape
-    for qc in q_chunks:
-        for kc in k_chunks:
-            if not pair_visible(qc, kc, f.causal, f.window_size):
-                continue
-            rows = slice(qc.local_start, qc.local_start + qc.length)
-            keys = slice(kc.local_start, kc.local_start + kc.length)
-            g = pair_features(f, qc, kc, n_chunks, batch, nheads)
-            # lse rows of one chunk are a strided slice; the kernels read lse as dense (batch, nheads, seqlen_q)
-            # (a copy of O(batch x heads x chunk) floats)
-            dq, dk, dv, _ = _library.run_backward(dout[:, rows], q[:, rows], k[:, keys], v[:, keys], out[:, rows],
-                                                  lse[:, :, rows].contiguous(), g)
-            dq_acc[:, rows] += dq
-            dkv_part[0][:, keys] += dk
-            dkv_part[1][:, keys] += dv
+    for rows, keys, g in visible_pairs(q_chunks, k_chunks, f, n_chunks, q.shape[0], q.shape[2]):
+        # lse rows of one chunk are a strided slice; the kernels read lse as dense (batch, nheads, seqlen_q)
+        # (a copy of O(batch x heads x chunk) floats)
+        dq, dk, dv, _ = _library.run_backward(dout[:, rows], q[:, rows], k[:, keys], v[:, keys], out[:, rows],
+                                              lse[:, :, rows].contiguous(), g)
+        dq_acc[:, rows] += dq
+        dkv_part[0][:, keys] += dk
+        dkv_part[1][:, keys] += dv
 
 
 class RingComm:

@@ -6,18 +6,13 @@ processes over gloo (``torch.multiprocessing`` spawn), forward and backward, bot
 and the single-device result (``flash_attention.parallel.checks``).
 """
 
-import math
-
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from flash_attention.features import Features
 from flash_attention.parallel import layout as lay
-from flash_attention.parallel.checks import LayerCase, RingCase, default_cases, run_checks
-from flash_attention.parallel.ring import (pair_visible, ring_dropout_keep, simulate_ring, simulate_ring_backward)
-from flash_attention.reference import attention_ref
-from flash_attention.testing import compare, default_slack
+from flash_attention.parallel.checks import LayerCase, RingCase, check_simulated_ring, default_cases, run_checks
+from flash_attention.parallel.ring import pair_visible
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
@@ -81,36 +76,7 @@ SIM = [  # (world, layout, causal, window, alibi, softcap, dropout)
 @pytest.mark.parametrize("world,layout,causal,window,alibi,softcap,dropout", SIM)
 def test_simulated_ring_matches_reference(backend, world, layout, causal, window, alibi, softcap, dropout):
     """Every rank's chunk pairs, merged through lse, equal full attention (forward and gradients)."""
-    from flash_attention.library import use_kernels
-
-    device, dtype = backend, torch.float32
-    batch, seqlen, nheads, nheads_k, d = 2, 16 * world, 4, 2, 16
-    q = torch.randn(batch, seqlen, nheads, d, device=device, dtype=dtype)
-    k = torch.randn(batch, seqlen, nheads_k, d, device=device, dtype=dtype)
-    v = torch.randn(batch, seqlen, nheads_k, d, device=device, dtype=dtype)
-    dout = torch.randn_like(q)
-    slopes = torch.rand(nheads, device=device) * 0.3 if alibi else None
-    scale = 1 / math.sqrt(d)
-    f = Features(scale, causal, window, softcap, slopes, dropout_p=dropout, seed=5, offset=123)
-    shard = lambda t: [lay.shard_sequence(t, r, world, layout).contiguous() for r in range(world)]  # noqa: E731
-    outs, lses = simulate_ring(shard(q), shard(k), shard(v), f, layout)
-    grads = simulate_ring_backward(shard(dout), shard(q), shard(k), shard(v), outs, lses, f, layout)
-    keep = (ring_dropout_keep(batch, nheads, seqlen // world, world, layout, f, device, use_kernels(q))
-            if dropout else None)
-
-    def ref(upcast):
-        leaves = [t.detach().to(torch.float64 if upcast else dtype).requires_grad_() for t in (q, k, v)]
-        o, l = attention_ref(*leaves, scale, causal, window, upcast=upcast, softcap=softcap, alibi_slopes=slopes,
-                             dropout_p=dropout, dropout_keep=keep)
-        return [o, l, *torch.autograd.grad(o, leaves, dout.to(o.dtype))]
-
-    hi, lo = ref(True), ref(False)
-    slack = default_slack(dtype)
-    compare("out", lay.unshard_sequence(outs, layout), hi[0], lo[0], slack)
-    for name, parts, r64, rlow in zip(("dq", "dk", "dv"), grads, hi[2:], lo[2:]):
-        compare(name, lay.unshard_sequence(parts, layout), r64, rlow, slack)
-    lse = lay.unshard_sequence([x.transpose(1, 2) for x in lses], layout).transpose(1, 2)
-    assert torch.allclose(lse.double(), hi[1].double(), atol=1e-4)
+    check_simulated_ring(world, layout, causal, window, alibi, softcap, dropout, torch.float32, backend)
 
 
 def _spawn(world, cases, tmp_path):
