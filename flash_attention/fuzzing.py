@@ -22,9 +22,11 @@ def examples(default: int) -> int:
 
 def fuzz_settings(default_examples: int):
     """``FLASH_ATTENTION_FUZZ_NO_SHRINK=1`` reports the first failing example as drawn (shrinking one on a GPU
-    can outlast a time-limited run)."""
+    can outlast a time-limited run). ``FLASH_ATTENTION_FUZZ_RANDOM=1`` turns off derandomization so that several
+    processes given different ``--hypothesis-seed`` values explore different examples (the long GPU run)."""
     phases = [p for p in Phase if p != Phase.shrink] if os.environ.get("FLASH_ATTENTION_FUZZ_NO_SHRINK") else None
-    return settings(max_examples=examples(default_examples), deadline=None, database=None, derandomize=True,
+    derandomize = not os.environ.get("FLASH_ATTENTION_FUZZ_RANDOM")
+    return settings(max_examples=examples(default_examples), deadline=None, database=None, derandomize=derandomize,
                     suppress_health_check=list(HealthCheck), print_blob=True,
                     **({"phases": phases} if phases else {}))
 
