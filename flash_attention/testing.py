@@ -190,11 +190,13 @@ def check_case(
     backward: bool = True,
     softmax_scale: Optional[float] = None,
     slack: Optional[float] = None,
+    dq_mode: Optional[str] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Run the Triton kernels directly (outputs preallocated and poisoned) and check them against float64.
 
     On CPU tensors this needs Triton's interpreter. Returns the measured errors per tensor. Dropout cases go
-    through ``check_api`` (they need the public function to rebuild the keep pattern).
+    through ``check_api`` (they need the public function to rebuild the keep pattern). ``dq_mode`` picks the
+    backward's dQ strategy (see ``ops.backward.attention_backward``).
     """
     from .features import Features
     from .ops.backward import attention_backward
@@ -216,7 +218,7 @@ def check_case(
     if backward:
         grads = tuple(_poisoned(t) for t in (q, k, v))
         dq, dk, dv, dbias = attention_backward(dout, q, k, v, out, lse, f, bias_grad=case.bias == "grad",
-                                               grads=grads)
+                                               grads=grads, dq_mode=dq_mode)
         named = [("dq", dq, ref[2], low[2]), ("dk", dk, ref[3], low[3]), ("dv", dv, ref[4], low[4])]
         if case.bias == "grad":
             named.append(("dbias", dbias, ref[5], low[5]))

@@ -21,7 +21,8 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from .configs import TILING_STRATEGIES, KernelConfig, dkdv_configs, dot_precision, dq_configs, launch_with_fallback
+from .configs import (TILING_STRATEGIES, KernelConfig, dkdv_atomic_configs, dkdv_configs, dot_precision, dq_configs,
+                      interpreting, launch_with_fallback)
 from .forward import LOG2E, feature_args
 from .layout import layout
 from .masks import key_range, query_range, sequence_bounds, visible
@@ -61,13 +62,17 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
                 start_m, end_m, offs_n, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
                 drop_thresh, dropout_scale, seed, philox_base, philox_stride,
+                dqa_base, stride_dqam, dq_desc, dq_head, dq_row0, sm_scale,
                 HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                 WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                 MASK: tl.constexpr, DROPOUT: tl.constexpr,
-                EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+                EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, DQ_ATOMIC: tl.constexpr):
     """Accumulate one key tile's dK/dV over the query tiles ``[start_m, end_m)`` of one query head.
 
     Tiles here are transposed (keys x queries), so the shared helpers get ``rows``/``cols`` as column/row vectors.
+    With ``DQ_ATOMIC`` the same dS also yields this key tile's share of dQ (``dS K``), added into a float32
+    accumulator: 1 = atomic adds through pointers, 2 = TMA bulk reductions through ``dq_desc`` (one instruction
+    per tile, done by the copy engine).
     """
     offs_m0 = tl.arange(0, BLOCK_M)
     qt_ptrs = q_base + start_m.to(tl.int64) * stride_qm + (offs_m0[None, :] * stride_qm + offs_d[:, None])
@@ -119,7 +124,18 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
         dst = pt * (dpt - delta[None, :])
         if SOFTCAP:
             dst = dst * (1.0 - tt * tt)
-        dk = tl.dot(dst.to(qt.dtype), tl.trans(qt), dk, input_precision=DOT_PREC)
+        if DQ_ATOMIC != 0 and not EVEN_M:
+            # Rows past the end must add exact zeros (they may belong to the next packed sequence).
+            dst = tl.where(m_ok[None, :], dst, 0.0)
+        dst_lp = dst.to(qt.dtype)
+        dk = tl.dot(dst_lp, tl.trans(qt), dk, input_precision=DOT_PREC)
+        if DQ_ATOMIC != 0:
+            dq_part = tl.dot(tl.trans(dst_lp), k, input_precision=DOT_PREC) * sm_scale
+            if DQ_ATOMIC == 2:
+                dq_desc.atomic_add([dq_head, dq_row0 + start, 0], dq_part[None, :, :])
+            else:
+                tl.atomic_add(dqa_base + offs_m[:, None].to(tl.int64) * stride_dqam + offs_d[None, :], dq_part,
+                              mask=m_ok[:, None] & d_ok[None, :], sem="relaxed")
         qt_ptrs += BLOCK_M * stride_qm
         do_ptrs += BLOCK_M * stride_dom
     return dk, dv
@@ -127,13 +143,14 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
 
 @triton.jit
 def _attn_bwd_dkdv_kernel(
-    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK,
+    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
     stride_dob, stride_dom, stride_doh,
     stride_dkb, stride_dkn, stride_dkh,
     stride_dvb, stride_dvn, stride_dvh,
+    stride_dqab, stride_dqah, stride_dqam,
     stride_bb, stride_bh, stride_bm, stride_bn,
     stride_mb, stride_mh, stride_mm, stride_mn,
     stride_sb, stride_sh, stride_lb, stride_lh,
@@ -144,6 +161,7 @@ def _attn_bwd_dkdv_kernel(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    DQ_ATOMIC: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     off_hk = tl.program_id(1)
@@ -187,29 +205,35 @@ def _attn_bwd_dkdv_kernel(
         if ALIBI:
             slope2 = tl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(tl.float32) * 1.4426950408889634
         philox_base = philox_offset + row_base * philox_stride
+        # dQ accumulator rows of this head: (batch, nheads, seqlen_q, D), or (nheads, total_q, D) for varlen.
+        dqa_base = DQacc + off_b.to(tl.int64) * stride_dqab + off_h.to(tl.int64) * stride_dqah + q_start * stride_dqam
+        dq_head = off_h if VARLEN else off_b * nheads + off_h
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                                  stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
-                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
-                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC)
+                                 philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
+                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                              stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
                              diag, win_left, win_right, qk_scale,
                              softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                              mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
-                             philox_stride, HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
-                             DROPOUT, EVEN_M, EVEN_D, DOT_PREC)
+                             philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
+                             HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                             DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
         if LOCAL:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                                  stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
-                                 philox_stride, HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
-                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC)
+                                 philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
+                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
     dk = dk * sm_scale
 
     dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
@@ -388,11 +412,17 @@ def attention_backward(
     dkdv_config: Optional[KernelConfig] = None,
     dq_config: Optional[KernelConfig] = None,
     grads: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+    dq_mode: Optional[str] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Gradients ``(dq, dk, dv, dbias)`` for the forward of ``attention_forward``; same layouts as q, k, v.
 
     ``dbias`` is a float32 ``(batch, nheads, seqlen_q, seqlen_k)`` when ``bias_grad``, else None. ``grads`` may
     pass preallocated ``(dq, dk, dv)`` (the tests poison them to catch unwritten elements).
+
+    ``dq_mode``: ``"split"`` computes dQ in its own kernel (7 matrix products per tile pair, exclusive writes,
+    bit-identical run to run); ``"atomic"``/``"tma"`` add each key tile's share of dQ from the dK/dV kernel into a
+    float32 buffer (5 products; the order of the additions varies, so the last bits of dQ do too), through
+    pointer atomics or TMA bulk reductions. None picks the default for the device (see ``default_dq_mode``).
     """
     fa = feature_args(q, k, f)
     lay, flags, local = fa["lay"], fa["flags"], fa["local"]
@@ -421,14 +451,33 @@ def attention_backward(
     common = (*lay.lse_strides, nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"],
               fa["diag"], *fa["band"], *fa["dropout"])
 
+    mode = "split" if bias_grad else (dq_mode or default_dq_mode(q))
+    if mode == "tma" and (q.device.type != "cuda" or interpreting()):
+        mode = "atomic"  # the interpreter has no bulk reductions
+    dq_acc = None
+    acc_strides = (0, 0, 0)
+    if mode != "split":
+        # (batch, nheads, seqlen_q, D) or (nheads, total_q, D): one head's rows are contiguous for the TMA box.
+        rows = lay.total_q if lay.varlen else seqlen_q
+        dq_acc = torch.zeros((1 if lay.varlen else batch) * nheads, rows, head_dim, device=q.device,
+                             dtype=torch.float32)
+        acc_strides = (0 if lay.varlen else nheads * rows * head_dim, rows * head_dim, head_dim)
+
     def launch_dkdv(cfg: KernelConfig) -> None:
+        desc = None
+        if mode == "tma":
+            from triton.tools.tensor_descriptor import TensorDescriptor
+
+            desc = TensorDescriptor(dq_acc, list(dq_acc.shape), list(dq_acc.stride()), [1, cfg.block_m, block_d])
         _attn_bwd_dkdv_kernel[(triton.cdiv(seqlen_k, cfg.block_n), lay.nheads_k, batch)](
             q, k, v, dout, lse2, delta, dk, dv, *fa["tensors"], cu_q, cu_k,
+            dq_acc if dq_acc is not None else delta, desc,
             *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dk),
-            *lay.strides(dv), *fa["strides"], *common,
+            *lay.strides(dv), *acc_strides, *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **flags, EVEN_M=even and seqlen_q % cfg.block_m == 0,
             EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            DQ_ATOMIC={"split": 0, "atomic": 1, "tma": 2}[mode],
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
@@ -448,6 +497,23 @@ def attention_backward(
     dq_list = dq_configs(block_d, q.dtype, local, q.device)
     if strategy is not None and strategy.dkdv is not None:
         dkdv_list, dq_list = [strategy.dkdv] + dkdv_list, [strategy.dq] + dq_list
-    launch_with_fallback("bwd_dkdv", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
-    launch_with_fallback("bwd_dq", launch_dq, [dq_config] if dq_config else dq_list)
+    if mode != "split":
+        dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
+    launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
+    if mode == "split":
+        launch_with_fallback("bwd_dq", launch_dq, [dq_config] if dq_config else dq_list)
+    else:
+        acc = dq_acc.view(nheads, lay.total_q, head_dim).transpose(0, 1) if lay.varlen else \
+            dq_acc.view(batch, nheads, seqlen_q, head_dim).transpose(1, 2)
+        dq.copy_(acc)
     return dq, dk, dv, dbias
+
+
+def default_dq_mode(q: torch.Tensor) -> str:
+    """The dQ strategy used when the caller does not choose.
+
+    On the H100 the split kernels won every measured row once tiles were tuned (benchmarks/NOTES.md,
+    2026-11-25: atomic/TMA adds reached 0.85-0.9x at head_dim 128, and at head_dim 64 causal beat the old
+    tiles but not the re-tuned ones), so the default is the deterministic split; the others stay selectable.
+    """
+    return "split"

@@ -64,3 +64,37 @@ def test_deterministic_backward(kernel_device):
     first = attention_backward(do, q, k, v, out, lse, f)[:3]
     second = attention_backward(do, q, k, v, out, lse, f)[:3]
     assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+DQ_ATOMIC_CASES = [AttnCase(2, 45, 77, 4, 2, 32, False), AttnCase(1, 70, 50, 3, 1, 40, True),
+                   AttnCase(1, 50, 70, 2, 2, 16, False, window_size=(9, 4), softcap=20.0, alibi="heads"),
+                   AttnCase(2, 33, 33, 2, 1, 64, True, mask="rows"), AttnCase(1, 1, 90, 2, 2, 32, False)]
+
+
+@pytest.mark.parametrize("case", DQ_ATOMIC_CASES, ids=str)
+def test_dq_atomic(case, kernel_device):
+    """dQ added from the dK/dV kernel (float32 atomic adds) instead of its own kernel: same criterion."""
+    check_case(case, torch.float16, kernel_device, dq_mode="atomic")
+
+
+def test_dq_atomic_varlen_dropout(kernel_device):
+    """Packed sequences (a tile's tail rows belong to the next sequence: they must add zeros) and dropout:
+    the atomic dQ matches the split kernel's to rounding."""
+    from flash_attention.features import Features
+    from flash_attention.ops import attention_backward, attention_forward
+
+    torch.manual_seed(0)
+    lens_q, lens_k = [5, 37, 0, 20], [9, 30, 4, 20]
+    cu_q = torch.tensor([0, 5, 42, 42, 62], dtype=torch.int32, device=kernel_device)
+    cu_k = torch.tensor([0, 9, 39, 43, 63], dtype=torch.int32, device=kernel_device)
+    q = torch.randn(sum(lens_q), 4, 24, device=kernel_device)
+    k, v = (torch.randn(sum(lens_k), 2, 24, device=kernel_device) for _ in range(2))
+    do = torch.randn_like(q)
+    for causal, p in ((False, 0.0), (True, 0.3)):
+        f = Features(24 ** -0.5, causal, dropout_p=p, seed=7, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k,
+                     max_seqlen_q=max(lens_q), max_seqlen_k=max(lens_k))
+        out, lse = attention_forward(q, k, v, f)
+        split = attention_backward(do, q, k, v, out, lse, f, dq_mode="split")
+        atomic = attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")
+        torch.testing.assert_close(atomic[0], split[0], rtol=1e-5, atol=1e-5)
+        assert torch.equal(atomic[1], split[1]) and torch.equal(atomic[2], split[2])
