@@ -451,6 +451,8 @@ def attention_backward(
     common = (*lay.lse_strides, nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"],
               fa["diag"], *fa["band"], *fa["dropout"])
 
+    if dq_mode not in (None, "split", "atomic", "tma"):
+        raise ValueError(f"dq_mode must be None, 'split', 'atomic' or 'tma', got {dq_mode!r}")
     mode = "split" if bias_grad else (dq_mode or default_dq_mode(q))
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions

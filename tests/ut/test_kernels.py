@@ -98,3 +98,13 @@ def test_dq_atomic_varlen_dropout(kernel_device):
         atomic = attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")
         torch.testing.assert_close(atomic[0], split[0], rtol=1e-5, atol=1e-5)
         assert torch.equal(atomic[1], split[1]) and torch.equal(atomic[2], split[2])
+
+
+def test_dq_mode_rejects_unknown(kernel_device):
+    from flash_attention.features import Features
+    from flash_attention.ops import attention_backward
+
+    q = torch.randn(1, 4, 1, 16, device=kernel_device)
+    lse = torch.zeros(1, 1, 4, device=kernel_device)
+    with pytest.raises(ValueError, match="dq_mode"):
+        attention_backward(q, q, q, q, q, lse, Features(0.25), dq_mode="atomics")
