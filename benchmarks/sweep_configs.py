@@ -30,7 +30,7 @@ DKDV = {
     64: [C(64, 128, 8, 3), C(64, 128, 4, 3), C(32, 128, 4, 3), C(64, 64, 4, 3), C(128, 128, 8, 2),
          C(32, 128, 8, 3), C(64, 128, 8, 2), C(128, 64, 8, 3)],
     128: [C(64, 128, 8, 2), C(64, 128, 8, 3), C(32, 128, 8, 2), C(32, 128, 8, 3), C(64, 64, 4, 2),
-          C(32, 64, 4, 3), C(128, 128, 8, 2), C(64, 128, 4, 2), C(64, 128, 8, 1)],
+          C(64, 64, 4, 3), C(32, 64, 4, 3), C(128, 128, 8, 2), C(64, 128, 4, 2), C(64, 128, 8, 1)],
 }
 DQ = {
     64: [C(128, 64, 8, 3), C(128, 64, 4, 3), C(128, 128, 8, 3), C(64, 64, 4, 3), C(128, 32, 4, 3),
@@ -52,16 +52,17 @@ def bench(fn):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="sweep.csv")
-    ap.add_argument("--seqlen", type=int, default=8192)
+    ap.add_argument("--seqlen", default="8192", help="one or more, comma-separated")
     ap.add_argument("--head-dims", default="128,64")
     ap.add_argument("--causal", choices=("both", "yes", "no"), default="both")
     ap.add_argument("--skip-fwd", action="store_true", help="sweep only the backward kernels")
+    ap.add_argument("--skip-bwd", action="store_true", help="sweep only the forward kernel")
     args = ap.parse_args()
     masks = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     rows = []
     dtype = torch.bfloat16
-    for d, causal in itertools.product([int(x) for x in args.head_dims.split(",")], masks):
-        s = args.seqlen
+    for s, d, causal in itertools.product([int(x) for x in args.seqlen.split(",")],
+                                          [int(x) for x in args.head_dims.split(",")], masks):
         b, h = 16384 // s, 2048 // d
         torch.manual_seed(0)
         q, k, v, do = (torch.randn(b, s, h, d, device="cuda", dtype=dtype) for _ in range(4))
@@ -76,9 +77,9 @@ def main() -> None:
                 t_f = bench(fn)
                 o = fn()
                 g = torch.randn_like(o)
-                t_fb = bench(lambda: torch.autograd.grad(fn(), (qt, kt, vt), g))
-            rows.append(dict(d=d, causal=causal, kind="anchor", cfg=name, fwd_tflops=fl / t_f * 1e-9,
-                             bwd_tflops=2.5 * fl / (t_fb - t_f) * 1e-9))
+                t_fb = None if args.skip_bwd else bench(lambda: torch.autograd.grad(fn(), (qt, kt, vt), g))
+            rows.append(dict(seqlen=s, d=d, causal=causal, kind="anchor", cfg=name, fwd_tflops=fl / t_f * 1e-9,
+                             bwd_tflops=None if t_fb is None else 2.5 * fl / (t_fb - t_f) * 1e-9))
             print(rows[-1], flush=True)
         best_fwd = None
         for cfg in [] if args.skip_fwd else FWD[d]:
@@ -89,10 +90,13 @@ def main() -> None:
                 print("fwd", cfg, "failed:", str(e).splitlines()[0][:120])
                 continue
             tf = fl / t * 1e-9
-            rows.append(dict(d=d, causal=causal, kind="fwd", cfg=str(cfg), fwd_tflops=tf))
+            rows.append(dict(seqlen=s, d=d, causal=causal, kind="fwd", cfg=str(cfg), fwd_tflops=tf))
             print(rows[-1], flush=True)
             if best_fwd is None or tf > best_fwd[1]:
                 best_fwd = (cfg, tf)
+        if args.skip_bwd:
+            print(f"BEST d={d} causal={causal} s={s}: fwd {best_fwd}", flush=True)
+            continue
         o, lse = attention_forward(q, k, v, f)
         dq_default = DQ[d][0]
         best_dkdv = None
@@ -105,7 +109,7 @@ def main() -> None:
                 print("dkdv", cfg, "failed:", str(e).splitlines()[0][:120])
                 continue
             tf = 2.5 * fl / t * 1e-9
-            rows.append(dict(d=d, causal=causal, kind="bwd_dkdv", cfg=str(cfg), bwd_tflops=tf))
+            rows.append(dict(seqlen=s, d=d, causal=causal, kind="bwd_dkdv", cfg=str(cfg), bwd_tflops=tf))
             print(rows[-1], flush=True)
             if best_dkdv is None or tf > best_dkdv[1]:
                 best_dkdv = (cfg, tf)
@@ -119,7 +123,7 @@ def main() -> None:
                 print("dq", cfg, "failed:", str(e).splitlines()[0][:120])
                 continue
             tf = 2.5 * fl / t * 1e-9
-            rows.append(dict(d=d, causal=causal, kind="bwd_dq", cfg=str(cfg), bwd_tflops=tf))
+            rows.append(dict(seqlen=s, d=d, causal=causal, kind="bwd_dq", cfg=str(cfg), bwd_tflops=tf))
             print(rows[-1], flush=True)
             if best_dq is None or tf > best_dq[1]:
                 best_dq = (cfg, tf)
@@ -127,7 +131,7 @@ def main() -> None:
         del q, k, v, do, qt, kt, vt
         torch.cuda.empty_cache()
     with open(args.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["d", "causal", "kind", "cfg", "fwd_tflops", "bwd_tflops"])
+        w = csv.DictWriter(f, fieldnames=["seqlen", "d", "causal", "kind", "cfg", "fwd_tflops", "bwd_tflops"])
         w.writeheader()
         w.writerows(rows)
 

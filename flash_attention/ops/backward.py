@@ -1,12 +1,14 @@
-"""FlashAttention-2 backward: a preprocessing kernel and two gradient kernels, with their launcher.
+"""FlashAttention-2 backward: two gradient kernels (and a preprocessing kernel for the atomic dQ modes), with
+their launcher.
 
 Nothing of size seqlen^2 is stored: the probabilities are recomputed from the forward's log-sum-exp,
 ``P = exp2(S * scale * log2e - lse * log2e)``, then with ``dS = P * (dP - delta)``, ``delta = rowsum(dO * O)``:
 
-* ``_attn_bwd_dkdv_kernel``: one program per key tile and kv head accumulates ``dV += P^T dO`` and
+* ``_attn_bwd_dq_kernel`` (first): one program per query tile and head computes its rows' ``delta`` and lse in
+  log2 units, stores them, and accumulates ``dQ += dS K``.
+* ``_attn_bwd_dkdv_kernel`` (second): one program per key tile and kv head accumulates ``dV += P^T dO`` and
   ``dK += dS^T Q`` over every visible query tile of every query head that shares the kv head (GQA), so dK/dV
   need no atomics and the result is bit-identical run to run.
-* ``_attn_bwd_dq_kernel``: one program per query tile and head accumulates ``dQ += dS K``.
 
 Splitting dQ from dK/dV recomputes ``Q K^T`` and ``dO V^T`` once more (7 products instead of 5) but keeps every
 accumulator in registers and every write exclusive; benchmarks/NOTES.md weighs it against atomics.
@@ -21,6 +23,7 @@ import triton
 import triton.language as tl
 
 from ..features import Features
+from . import configs
 from .configs import (TILING_STRATEGIES, KernelConfig, dkdv_atomic_configs, dkdv_configs, dot_precision, dq_configs,
                       interpreting, launch_with_fallback)
 from .forward import LOG2E, feature_args
@@ -62,12 +65,16 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
                 start_m, end_m, offs_n, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
                 drop_thresh, dropout_scale, seed, philox_base, philox_stride,
-                dqa_base, stride_dqam, dq_desc, dq_head, dq_row0, sm_scale,
+                dqa_base, stride_dqam, dq_desc, dq_head, dq_row0, sm_scale, full_lo, full_hi,
                 HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                 WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                 MASK: tl.constexpr, DROPOUT: tl.constexpr,
                 EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, DQ_ATOMIC: tl.constexpr):
     """Accumulate one key tile's dK/dV over the query tiles ``[start_m, end_m)`` of one query head.
+
+    ``MASKED``: 0 = no tile needs the band mask, 1 = every tile does, 2 = only tiles outside
+    ``[full_lo, full_hi)`` do (one loop over the whole band instead of three, so the software pipeline is filled
+    once per program rather than once per run of tiles).
 
     Tiles here are transposed (keys x queries), so the shared helpers get ``rows``/``cols`` as column/row vectors.
     With ``DQ_ATOMIC`` the same dS also yields this key tile's share of dQ (``dS K``), added into a float32
@@ -105,7 +112,11 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
             pt = tl.math.exp2(st - lse2[None, :])
         else:
             pt = tl.math.exp2(qkt * qk_scale - lse2[None, :])
-        if MASKED:
+        if MASKED == 2:
+            if (start < full_lo) | (start >= full_hi):
+                ok = visible(offs_m[None, :], rows_k, seqlen_k, diag, win_left, win_right, False, LOCAL, WIN_BLOCK)
+                pt = tl.where(ok, pt, 0.0)
+        elif MASKED:
             ok = visible(offs_m[None, :], rows_k, seqlen_k, diag, win_left, win_right, False, LOCAL, WIN_BLOCK)
             if MASK:
                 ok = ok & user_mask(offs_m[None, :], rows_k, seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn)
@@ -142,7 +153,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
 
 
 @triton.jit
-def _attn_bwd_dkdv_kernel(
+def _dkdv_program(
+    pid_n, off_hk, off_b,
     Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
@@ -161,11 +173,9 @@ def _attn_bwd_dkdv_kernel(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-    DQ_ATOMIC: tl.constexpr,
+    DQ_ATOMIC: tl.constexpr, ONE_LOOP: tl.constexpr,
 ):
-    pid_n = tl.program_id(0)
-    off_hk = tl.program_id(1)
-    off_b = tl.program_id(2)
+    """dK/dV of key tile ``pid_n`` of kv head ``off_hk`` of batch entry ``off_b``."""
     n_start = pid_n * BLOCK_N
     q_start, k_start, seqlen_q, seqlen_k, diag = sequence_bounds(CuSeqQ, CuSeqK, off_b, seqlen_q, seqlen_k, diag,
                                                                  VARLEN)
@@ -208,32 +218,42 @@ def _attn_bwd_dkdv_kernel(
         # dQ accumulator rows of this head: (batch, nheads, seqlen_q, D), or (nheads, total_q, D) for varlen.
         dqa_base = DQacc + off_b.to(tl.int64) * stride_dqab + off_h.to(tl.int64) * stride_dqah + q_start * stride_dqam
         dq_head = off_h if VARLEN else off_b * nheads + off_h
-        if LOCAL:
+        if LOCAL and ONE_LOOP and not SAFE:
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
-                                 stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q, seqlen_k,
+                                 stride_qm, stride_dom, lo, hi, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
                                  philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                                 full_lo, full_hi, HEAD_DIM, BLOCK_M, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
                                  DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
-        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
-                             stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
-                             diag, win_left, win_right, qk_scale,
-                             softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                             mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
-                             philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                             HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
-                             DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
-        if LOCAL:
+        else:
+            if LOCAL:
+                dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
+                                     stride_qm, stride_dom, lo, full_lo, offs_n, offs_d, seqlen_q, seqlen_k,
+                                     diag, win_left, win_right, qk_scale,
+                                     softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                     mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
+                                     philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
+                                     full_lo, full_hi, HEAD_DIM, BLOCK_M, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                                     MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
-                                 stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q, seqlen_k,
+                                 stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
                                  philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                                 HEAD_DIM, BLOCK_M, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
-                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
+                                 full_lo, full_hi, HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                                 MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
+            if LOCAL:
+                dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
+                                     stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q, seqlen_k,
+                                     diag, win_left, win_right, qk_scale,
+                                     softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                     mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
+                                     philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
+                                     full_lo, full_hi, HEAD_DIM, BLOCK_M, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                                     MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
     dk = dk * sm_scale
 
     dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
@@ -249,15 +269,56 @@ def _attn_bwd_dkdv_kernel(
 
 
 @triton.jit
+def _attn_bwd_dkdv_kernel(
+    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
+    stride_qb, stride_qm, stride_qh,
+    stride_kb, stride_kn, stride_kh,
+    stride_vb, stride_vn, stride_vh,
+    stride_dob, stride_dom, stride_doh,
+    stride_dkb, stride_dkn, stride_dkh,
+    stride_dvb, stride_dvn, stride_dvh,
+    stride_dqab, stride_dqah, stride_dqam,
+    stride_bb, stride_bh, stride_bm, stride_bn,
+    stride_mb, stride_mh, stride_mm, stride_mn,
+    stride_sb, stride_sh, stride_lb, stride_lh,
+    nheads, seqlen_q, seqlen_k, group,
+    sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    DQ_ATOMIC: tl.constexpr, ONE_LOOP: tl.constexpr,
+):
+    _dkdv_program(
+        tl.program_id(0), tl.program_id(1), tl.program_id(2),
+        Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
+        stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
+        stride_dob, stride_dom, stride_doh, stride_dkb, stride_dkn, stride_dkh, stride_dvb, stride_dvn, stride_dvh,
+        stride_dqab, stride_dqah, stride_dqam, stride_bb, stride_bh, stride_bm, stride_bn,
+        stride_mb, stride_mh, stride_mm, stride_mn, stride_sb, stride_sh, stride_lb, stride_lh,
+        nheads, seqlen_q, seqlen_k, group,
+        sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+        drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+        HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, VARLEN,
+        EVEN_M, EVEN_N, EVEN_D, DOT_PREC, DQ_ATOMIC, ONE_LOOP,
+    )
+
+
+@triton.jit
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-              drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, stride_dbm,
+              drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, stride_dbm, full_lo, full_hi,
               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
               WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
               MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
               EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
-    """Accumulate one query tile's dQ over the key tiles ``[start_n, end_n)``; optionally write dS as dBias."""
+    """Accumulate one query tile's dQ over the key tiles ``[start_n, end_n)``; optionally write dS as dBias.
+
+    ``MASKED`` as in ``forward._fwd_tiles``: 0 none, 1 every tile (band, user mask, ragged end), 2 only the band's
+    edge tiles outside ``[full_lo, full_hi)``, in one loop (no tile hangs over the end of the keys).
+    """
     offs_n0 = tl.arange(0, BLOCK_N)
     kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
     vt_ptrs = v_base + start_n.to(tl.int64) * stride_vn + (offs_n0[None, :] * stride_vn + offs_d[:, None])
@@ -265,7 +326,7 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
     rows = offs_m[:, None]
     for start in tl.range(start_n, end_n, BLOCK_N):
         offs_n = start + offs_n0
-        if MASKED:
+        if MASKED == 1:
             kv_ok = (offs_n[None, :] < seqlen_k) & d_ok[:, None]
             kt = tl.load(kt_ptrs, mask=kv_ok, other=0.0)
             vt = tl.load(vt_ptrs, mask=kv_ok, other=0.0)
@@ -282,7 +343,11 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
             p = tl.math.exp2(s - lse2[:, None])
         else:
             p = tl.math.exp2(qk * qk_scale - lse2[:, None])
-        if MASKED:
+        if MASKED == 2:
+            if (start < full_lo) | (start >= full_hi):
+                p = tl.where(visible(rows, offs_n[None, :], seqlen_k, diag, win_left, win_right, False, LOCAL,
+                                     WIN_BLOCK), p, 0.0)
+        elif MASKED:
             ok = visible(rows, offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL, WIN_BLOCK)
             if MASK:
                 ok = ok & user_mask(rows, offs_n[None, :], seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn)
@@ -305,11 +370,13 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
 
 
 @triton.jit
-def _attn_bwd_dq_kernel(
-    Q, K, V, dOut, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+def _dq_program(
+    pid_m, off_h, off_b,
+    Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
+    stride_ob, stride_om, stride_oh,
     stride_dob, stride_dom, stride_doh,
     stride_dqb, stride_dqm, stride_dqh,
     stride_bb, stride_bh, stride_bm, stride_bn,
@@ -321,12 +388,11 @@ def _attn_bwd_dq_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
-    EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    DELTA_READY: tl.constexpr, ONE_LOOP: tl.constexpr,
 ):
-    num_m = tl.num_programs(0)
-    pid_m = (num_m - 1 - tl.program_id(0)) if LOCAL else tl.program_id(0)
-    off_h = tl.program_id(1)
-    off_b = tl.program_id(2)
+    """dQ of query tile ``pid_m`` of head ``off_h`` of batch entry ``off_b``. Unless ``DELTA_READY`` (a
+    preprocessing pass wrote them), it also computes and stores the tile's delta and lse2."""
     off_hk = off_h // group
     m_start = pid_m * BLOCK_M
     q_start, k_start, seqlen_q, seqlen_k, diag = sequence_bounds(CuSeqQ, CuSeqK, off_b, seqlen_q, seqlen_k, diag,
@@ -351,12 +417,25 @@ def _attn_bwd_dq_kernel(
     else:
         q = tl.load(q_ptrs, mask=io_mask, other=0.0)
         do = tl.load(do_ptrs, mask=io_mask, other=0.0)
-    if EVEN_M:
-        lse2 = tl.load(Lse2 + row)
-        delta = tl.load(Delta + row)
+    m_ok = offs_m < seqlen_q
+    if DELTA_READY:
+        lse2 = tl.load(Lse2 + row, mask=m_ok, other=float("inf"))
+        delta = tl.load(Delta + row, mask=m_ok, other=0.0)
     else:
-        lse2 = tl.load(Lse2 + row, mask=offs_m < seqlen_q, other=float("inf"))
-        delta = tl.load(Delta + row, mask=offs_m < seqlen_q, other=0.0)
+        # This program owns these query rows, so it also computes their delta = rowsum(dO * O) and the lse in
+        # log2 units (+inf for rows that saw no key, so P = 0) and stores both for the dK/dV kernel, launched
+        # after it: no separate preprocessing pass over O and dO.
+        o_ptrs = (Out + off_b.to(tl.int64) * stride_ob + off_h.to(tl.int64) * stride_oh
+                  + (q_start + m_start).to(tl.int64) * stride_om + offs_r[:, None] * stride_om + offs_d[None, :])
+        if EVEN_M and EVEN_D:
+            o = tl.load(o_ptrs)
+        else:
+            o = tl.load(o_ptrs, mask=io_mask, other=0.0)
+        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
+        lse = tl.load(Lse + row, mask=m_ok, other=float("-inf"))
+        lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+        tl.store(Delta + row, delta, mask=m_ok)
+        tl.store(Lse2 + row, lse2, mask=m_ok)
 
     k_base = K + off_b.to(tl.int64) * stride_kb + off_hk.to(tl.int64) * stride_kh + k_start.to(tl.int64) * stride_kn
     v_base = V + off_b.to(tl.int64) * stride_vb + off_hk.to(tl.int64) * stride_vh + k_start.to(tl.int64) * stride_vn
@@ -371,25 +450,33 @@ def _attn_bwd_dq_kernel(
     SAFE: tl.constexpr = MASK
     lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL,
                                          WIN_BLOCK)
-    if LOCAL:
-        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
+    if LOCAL and ONE_LOOP and EVEN_N and not SAFE:
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, hi,
                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                       stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
-                       HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
-                       EVEN_D, DOT_PREC)
-    dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
-                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
-                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                   stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
-                   HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
-                   EVEN_D, DOT_PREC)
-    dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
-                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
-                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                   stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, seqlen_k,
-                   HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
-                   EVEN_D, DOT_PREC)
+                       stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
+                       seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
+    else:
+        if LOCAL:
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
+                           offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                           softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                           stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
+                           seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                           MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
+                       offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                       softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                       stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
+                       seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
+                       offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                       softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                       stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
+                       seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
     dq = dq * sm_scale
 
     dq_ptrs = (dQ + off_b.to(tl.int64) * stride_dqb + off_h.to(tl.int64) * stride_dqh
@@ -398,6 +485,110 @@ def _attn_bwd_dq_kernel(
         tl.store(dq_ptrs, dq.to(dQ.dtype.element_ty))
     else:
         tl.store(dq_ptrs, dq.to(dQ.dtype.element_ty), mask=io_mask)
+
+
+@triton.jit
+def _attn_bwd_dq_kernel(
+    Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+    stride_qb, stride_qm, stride_qh,
+    stride_kb, stride_kn, stride_kh,
+    stride_vb, stride_vn, stride_vh,
+    stride_ob, stride_om, stride_oh,
+    stride_dob, stride_dom, stride_doh,
+    stride_dqb, stride_dqm, stride_dqh,
+    stride_bb, stride_bh, stride_bm, stride_bn,
+    stride_mb, stride_mh, stride_mm, stride_mn,
+    stride_sb, stride_sh, stride_lb, stride_lh,
+    nheads, seqlen_q, seqlen_k, group,
+    sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    ONE_LOOP: tl.constexpr,
+):
+    # Under a band the last query tiles see the most keys: they start first, so the tail is short.
+    num_m = tl.num_programs(0)
+    pid_m = (num_m - 1 - tl.program_id(0)) if LOCAL else tl.program_id(0)
+    _dq_program(
+        pid_m, tl.program_id(1), tl.program_id(2),
+        Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+        stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
+        stride_ob, stride_om, stride_oh, stride_dob, stride_dom, stride_doh, stride_dqb, stride_dqm, stride_dqh,
+        stride_bb, stride_bh, stride_bm, stride_bn, stride_mb, stride_mh, stride_mm, stride_mn,
+        stride_sb, stride_sh, stride_lb, stride_lh,
+        nheads, seqlen_q, seqlen_k, group,
+        sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+        drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+        HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
+        VARLEN, EVEN_M, EVEN_N, EVEN_D, DOT_PREC, False, ONE_LOOP,
+    )
+
+
+@triton.jit
+def _attn_bwd_fused_kernel(
+    Q, K, V, dOut, Lse2, Delta, dQ, dK, dV, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+    stride_qb, stride_qm, stride_qh,
+    stride_kb, stride_kn, stride_kh,
+    stride_vb, stride_vn, stride_vh,
+    stride_dob, stride_dom, stride_doh,
+    stride_dqb, stride_dqm, stride_dqh,
+    stride_dkb, stride_dkn, stride_dkh,
+    stride_dvb, stride_dvn, stride_dvh,
+    stride_bb, stride_bh, stride_bm, stride_bn,
+    stride_mb, stride_mh, stride_mm, stride_mn,
+    stride_sb, stride_sh, stride_lb, stride_lh,
+    nheads, seqlen_q, seqlen_k, group,
+    sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride, n_kv_tiles, n_q_tiles,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M1: tl.constexpr, BLOCK_N1: tl.constexpr,
+    BLOCK_M2: tl.constexpr, BLOCK_N2: tl.constexpr,
+    LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
+    BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
+    EVEN_M1: tl.constexpr, EVEN_N1: tl.constexpr, EVEN_M2: tl.constexpr, EVEN_N2: tl.constexpr,
+    EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, ONE_LOOP: tl.constexpr,
+):
+    """Both gradient kernels in one launch (after the preprocessing pass): per kv head, the first ``n_kv_tiles``
+    programs compute dK/dV of one key tile each, the next ``group * n_q_tiles`` dQ of one query tile of one of
+    the group's query heads. The two kinds of programs then share the GPU instead of running one after the
+    other, so neither kernel's last, partly idle wave is paid alone."""
+    pid = tl.program_id(0)
+    off_hk = tl.program_id(1)
+    off_b = tl.program_id(2)
+    if pid < n_kv_tiles:
+        _dkdv_program(
+            pid, off_hk, off_b,
+            Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, Delta, None,
+            stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
+            stride_dob, stride_dom, stride_doh, stride_dkb, stride_dkn, stride_dkh,
+            stride_dvb, stride_dvn, stride_dvh, 0, 0, 0, stride_bb, stride_bh, stride_bm, stride_bn,
+            stride_mb, stride_mh, stride_mm, stride_mn, stride_sb, stride_sh, stride_lb, stride_lh,
+            nheads, seqlen_q, seqlen_k, group,
+            sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+            drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+            HEAD_DIM, BLOCK_D, BLOCK_M1, BLOCK_N1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, VARLEN,
+            EVEN_M1, EVEN_N1, EVEN_D, DOT_PREC, 0, ONE_LOOP,
+        )
+    else:
+        j = pid - n_kv_tiles
+        g = j // n_q_tiles
+        pid_m = j - g * n_q_tiles
+        if LOCAL:
+            pid_m = n_q_tiles - 1 - pid_m
+        _dq_program(
+            pid_m, off_hk * group + g, off_b,
+            Q, K, V, Delta, dOut, Delta, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+            stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
+            0, 0, 0, stride_dob, stride_dom, stride_doh, stride_dqb, stride_dqm, stride_dqh,
+            stride_bb, stride_bh, stride_bm, stride_bn, stride_mb, stride_mh, stride_mm, stride_mn,
+            stride_sb, stride_sh, stride_lb, stride_lh,
+            nheads, seqlen_q, seqlen_k, group,
+            sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
+            drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+            HEAD_DIM, BLOCK_D, BLOCK_M2, BLOCK_N2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
+            VARLEN, EVEN_M2, EVEN_N2, EVEN_D, DOT_PREC, True, ONE_LOOP,
+        )
 
 
 def attention_backward(
@@ -420,7 +611,8 @@ def attention_backward(
     pass preallocated ``(dq, dk, dv)`` (the tests poison them to catch unwritten elements).
 
     ``dq_mode``: ``"split"`` computes dQ in its own kernel (7 matrix products per tile pair, exclusive writes,
-    bit-identical run to run); ``"atomic"``/``"tma"`` add each key tile's share of dQ from the dK/dV kernel into a
+    bit-identical run to run); ``"fused"`` runs the same dQ and dK/dV programs in one launch (after a
+    preprocessing pass for delta); ``"atomic"``/``"tma"`` add each key tile's share of dQ from the dK/dV kernel into a
     float32 buffer (5 products; the order of the additions varies, so the last bits of dQ do too), through
     pointer atomics or TMA bulk reductions. None picks the default for the device (see ``default_dq_mode``).
     """
@@ -442,23 +634,17 @@ def attention_backward(
 
     delta = torch.empty(lay.lse_shape, device=q.device, dtype=torch.float32)
     lse2 = torch.empty_like(delta)
-    pre_block = 64 if block_d <= 128 else 32
-    _attn_bwd_preprocess_kernel[(triton.cdiv(seqlen_q, pre_block), nheads, batch)](
-        out, dout, lse, delta, lse2, cu_q,
-        *lay.strides(out), *lay.strides(dout), *lay.lse_strides, seqlen_q,
-        HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block, VARLEN=lay.varlen,
-    )
     common = (*lay.lse_strides, nheads, seqlen_q, seqlen_k, group, f.softmax_scale, qk_scale, *fa["scalars"],
               fa["diag"], *fa["band"], *fa["dropout"])
 
-    if dq_mode not in (None, "split", "atomic", "tma"):
-        raise ValueError(f"dq_mode must be None, 'split', 'atomic' or 'tma', got {dq_mode!r}")
-    mode = "split" if bias_grad else (dq_mode or default_dq_mode(q))
+    if dq_mode not in (None, "split", "fused", "atomic", "tma"):
+        raise ValueError(f"dq_mode must be None, 'split', 'fused', 'atomic' or 'tma', got {dq_mode!r}")
+    mode = "split" if bias_grad else (dq_mode or default_dq_mode(q, local))
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions
     dq_acc = None
     acc_strides = (0, 0, 0)
-    if mode != "split":
+    if mode in ("atomic", "tma"):
         # (batch, nheads, seqlen_q, D) or (nheads, total_q, D): one head's rows are contiguous for the TMA box.
         rows = lay.total_q if lay.varlen else seqlen_q
         dq_acc = torch.zeros((1 if lay.varlen else batch) * nheads, rows, head_dim, device=q.device,
@@ -479,19 +665,36 @@ def attention_backward(
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **flags, EVEN_M=even and seqlen_q % cfg.block_m == 0,
             EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
-            DQ_ATOMIC={"split": 0, "atomic": 1, "tma": 2}[mode],
+            DQ_ATOMIC={"split": 0, "atomic": 1, "tma": 2}[mode], ONE_LOOP=configs.ONE_LOOP,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
     def launch_dq(cfg: KernelConfig) -> None:
         _attn_bwd_dq_kernel[(triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)](
-            q, k, v, dout, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta, cu_q, cu_k,
-            *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dq),
+            q, k, v, out, dout, lse, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta,
+            cu_q, cu_k, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out), *lay.strides(dout),
+            *lay.strides(dq),
             *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=even and seqlen_q % cfg.block_m == 0,
-            EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            ONE_LOOP=configs.ONE_LOOP,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+
+    def launch_fused(cfgs: Tuple[KernelConfig, KernelConfig]) -> None:
+        c1, c2 = cfgs
+        n_kv, n_q = triton.cdiv(seqlen_k, c1.block_n), triton.cdiv(seqlen_q, c2.block_m)
+        _attn_bwd_fused_kernel[(n_kv + group * n_q, lay.nheads_k, batch)](
+            q, k, v, dout, lse2, delta, dq, dk, dv, *fa["tensors"], dbias if dbias is not None else delta,
+            cu_q, cu_k, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dq),
+            *lay.strides(dk), *lay.strides(dv), *fa["strides"], *common, n_kv, n_q,
+            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M1=c1.block_m, BLOCK_N1=c1.block_n,
+            BLOCK_M2=c2.block_m, BLOCK_N2=c2.block_n, LOCAL=local, **flags, BIAS_GRAD=bias_grad,
+            EVEN_M1=even and seqlen_q % c1.block_m == 0, EVEN_N1=even and seqlen_k % c1.block_n == 0,
+            EVEN_M2=even and seqlen_q % c2.block_m == 0, EVEN_N2=even and seqlen_k % c2.block_n == 0,
+            EVEN_D=head_dim == block_d, DOT_PREC=prec,
+            ONE_LOOP=configs.ONE_LOOP, num_warps=c1.num_warps, num_stages=c1.num_stages,
         )
 
     strategy = TILING_STRATEGIES.get(f.tiling) if q.device.type == "cuda" else None
@@ -499,23 +702,42 @@ def attention_backward(
     dq_list = dq_configs(block_d, q.dtype, local, q.device)
     if strategy is not None and strategy.dkdv is not None:
         dkdv_list, dq_list = [strategy.dkdv] + dkdv_list, [strategy.dq] + dq_list
-    if mode != "split":
-        dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
-    launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
     if mode == "split":
+        # The dQ kernel also writes delta and lse2, which the dK/dV kernel reads: it goes first.
         launch_with_fallback("bwd_dq", launch_dq, [dq_config] if dq_config else dq_list)
     else:
+        pre_block = 64 if block_d <= 128 else 32
+        _attn_bwd_preprocess_kernel[(triton.cdiv(seqlen_q, pre_block), nheads, batch)](
+            out, dout, lse, delta, lse2, cu_q,
+            *lay.strides(out), *lay.strides(dout), *lay.lse_strides, seqlen_q,
+            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block, VARLEN=lay.varlen,
+        )
+    if mode == "fused":
+        # One launch: the dQ programs run with the dK/dV programs' warps and pipeline depth.
+        pairs = [(c1, KernelConfig(c2.block_m, c2.block_n, c1.num_warps, c1.num_stages))
+                 for c1, c2 in zip([dkdv_config] if dkdv_config else dkdv_list, [dq_config] if dq_config else dq_list)]
+        launch_with_fallback("bwd_fused", launch_fused, pairs)
+        return dq, dk, dv, dbias
+    if mode in ("atomic", "tma"):
+        dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
+    launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
+    if mode != "split":
         acc = dq_acc.view(nheads, lay.total_q, head_dim).transpose(0, 1) if lay.varlen else \
             dq_acc.view(batch, nheads, seqlen_q, head_dim).transpose(1, 2)
         dq.copy_(acc)
     return dq, dk, dv, dbias
 
 
-def default_dq_mode(q: torch.Tensor) -> str:
+def default_dq_mode(q: torch.Tensor, local: bool = False) -> str:
     """The dQ strategy used when the caller does not choose.
 
-    On the H100 the split kernels won every measured row once tiles were tuned (benchmarks/NOTES.md,
-    2026-11-25: atomic/TMA adds reached 0.85-0.9x at head_dim 128, and at head_dim 64 causal beat the old
-    tiles but not the re-tuned ones), so the default is the deterministic split; the others stay selectable.
+    Measured on the H100 (benchmarks/NOTES.md, 2026-11-25): the atomic/TMA adds lost to separate dQ programs
+    everywhere (0.85-0.9x at head_dim 128). Running the dQ and dK/dV programs in one launch (``"fused"``) won
+    without a band at head_dim 128 (+3-7%: neither kernel's last wave runs alone) but lost with one (-4..-7%,
+    as the fused launch needs the separate delta pass that the split dQ kernel folds in) and at head_dim 64
+    (within noise). So: fused for unbanded head_dim 65-128 in 16-bit types on a GPU, else split.
     """
+    if (q.device.type == "cuda" and not interpreting() and not local and 64 < q.shape[-1] <= 128
+            and q.dtype in (torch.float16, torch.bfloat16)):
+        return "fused"
     return "split"

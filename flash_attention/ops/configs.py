@@ -35,21 +35,35 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
+# Banded attention (causal, windows): every kernel walks its tiles in one loop and masks only the tiles at the
+# band's edges, instead of three runs of tiles (masked, unmasked, masked), so the software pipeline fills once per
+# program. Measured +7-12% on the causal backward at head_dim 128 (benchmarks/NOTES.md, 2026-11-25). A switch
+# for same-process A/B measurements.
+ONE_LOOP = True
+
 _INTERP = [KernelConfig(32, 16, 4, 1)]
 
 
-def forward_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch.device) -> List[KernelConfig]:
+def forward_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch.device,
+                    seqlen_q: int = 0) -> List[KernelConfig]:
+    """``block_m`` query rows per program; ``block_n`` key rows per step. ``seqlen_q``: the (longest) sequence."""
     if interpreting() or device.type != "cuda":
         return _INTERP
     if dtype == torch.float32:
         return [KernelConfig(64, 32, 4, 2), KernelConfig(32, 32, 4, 1)]
+    # Short sequences: 64x64 tiles with 4 warps (two programs per SM) beat the long-sequence tiles
+    # (2026-11-25 sweep, results/sweeps/h100-2026-11-25-fwd-short.csv): head_dim 128 at 1K 425 vs 398 dense,
+    # 308 vs 273 causal, causal 2K 372 vs 366; head_dim 64 causal 1K 293 vs 277. Equal or worse from 4K up.
+    short = [KernelConfig(64, 64, 4, 3)]
     if block_d <= 64:
         # H100 sweep, bf16 S=8K: (128, 64, 4 warps, 3 stages) 453 TFLOPS dense / 419 causal.
-        return [KernelConfig(128, 64, 4, 3), KernelConfig(64, 64, 4, 2), KernelConfig(64, 32, 4, 1)]
+        tuned = [KernelConfig(128, 64, 4, 3), KernelConfig(64, 64, 4, 2), KernelConfig(64, 32, 4, 1)]
+        return short + tuned if local and 0 < seqlen_q <= 1024 else tuned
     if block_d <= 128:
         # (128, 128, 8, 3): 508 dense / 484 causal; 4 warps spill the 128x128 accumulator (~230-400).
-        return [KernelConfig(128, 128, 8, 3), KernelConfig(128, 64, 8, 3), KernelConfig(64, 64, 4, 2),
-                KernelConfig(64, 32, 4, 1)]
+        tuned = [KernelConfig(128, 128, 8, 3), KernelConfig(128, 64, 8, 3), KernelConfig(64, 64, 4, 2),
+                 KernelConfig(64, 32, 4, 1)]
+        return short + tuned if 0 < seqlen_q <= (2048 if local else 1024) else tuned
     return [KernelConfig(128, 64, 8, 2), KernelConfig(64, 64, 4, 2), KernelConfig(64, 32, 4, 1),
             KernelConfig(32, 32, 4, 1)]
 

@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from ..features import Features
+from . import configs
 from .configs import TILING_STRATEGIES, KernelConfig, dot_precision, forward_configs, launch_with_fallback
 from .layout import layout
 from .masks import key_range, sequence_bounds, visible
@@ -27,11 +28,16 @@ LOG2E = 1.4426950408889634
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-               drop_thresh, seed, philox_base, philox_stride,
+               drop_thresh, seed, philox_base, philox_stride, full_lo, full_hi,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
-    """Fold the key tiles ``[start_n, end_n)`` into the running softmax state of one query tile."""
+    """Fold the key tiles ``[start_n, end_n)`` into the running softmax state of one query tile.
+
+    ``MASKED``: 0 = no tile needs masking, 1 = every tile does (band, user mask, ragged end), 2 = the tiles outside
+    ``[full_lo, full_hi)`` need the band mask, and no tile hangs over the end of the keys (one loop over the band,
+    so the software pipeline is filled once per program instead of once per run of tiles).
+    """
     offs_n0 = tl.arange(0, BLOCK_N)
     # Pointers advance by one tile per step, so only this first offset needs 64-bit arithmetic.
     kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
@@ -39,7 +45,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
     d_ok = offs_d < HEAD_DIM
     for start in tl.range(start_n, end_n, BLOCK_N):
         offs_n = start + offs_n0
-        if MASKED:
+        if MASKED == 1:
             n_ok = offs_n < seqlen_k
             kt = tl.load(kt_ptrs, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
         elif EVEN_D:
@@ -56,7 +62,13 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
             # Plain scores: the scale folds into the exp2 argument (one FMA per element).
             s = qk
             mult = qk_scale
-        if MASKED:
+        if MASKED == 2:
+            if (start < full_lo) | (start >= full_hi):
+                s = tl.where(visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, False,
+                                     LOCAL, WIN_BLOCK), s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1) * mult)
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+        elif MASKED:
             ok = visible(offs_m[:, None], offs_n[None, :], seqlen_k, diag, win_left, win_right, True, LOCAL,
                          WIN_BLOCK)
             if MASK:
@@ -73,7 +85,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
         alpha = tl.math.exp2(m_i - m_use)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
-        if MASKED:
+        if MASKED == 1:
             v = tl.load(v_ptrs, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
         elif EVEN_D:
             v = tl.load(v_ptrs)
@@ -106,7 +118,8 @@ def _attn_fwd_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
-    EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+    ONE_LOOP: tl.constexpr,
 ):
     num_m = tl.num_programs(0)
     # With a band (causal/window) later query tiles carry more work: start them first so the tail is short.
@@ -154,25 +167,33 @@ def _attn_fwd_kernel(
     SAFE: tl.constexpr = MASK or BIAS
     lo, full_lo, full_hi, hi = key_range(m_start, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, LOCAL,
                                          WIN_BLOCK)
-    if LOCAL:
-        acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
+    if LOCAL and ONE_LOOP and EVEN_N and not SAFE:
+        acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, hi,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
-                                   EVEN_D, DOT_PREC)
-    acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
-                               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
-                               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                               mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                               HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
-                               EVEN_D, DOT_PREC)
-    acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
-                               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
-                               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                               mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                               HEAD_DIM, BLOCK_N, True, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT,
-                               EVEN_D, DOT_PREC)
+                                   full_lo, full_hi, HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+    else:
+        if LOCAL:
+            acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
+                                       offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                                       softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                       mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
+                                       full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                       BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+        acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
+                                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                   mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
+                                   full_lo, full_hi, HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+        acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
+                                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                   mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
+                                   full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
 
     # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
     empty = l_i == 0.0
@@ -287,13 +308,14 @@ def attention_forward(
             *fa["dropout"],
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **fa["flags"], EVEN_M=not lay.varlen and lay.seqlen_q % cfg.block_m == 0,
-            EVEN_D=head_dim == block_d, DOT_PREC=dot_precision(q.dtype),
+            EVEN_N=not lay.varlen and lay.seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d,
+            DOT_PREC=dot_precision(q.dtype), ONE_LOOP=configs.ONE_LOOP,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
-    configs = [config] if config is not None else forward_configs(block_d, q.dtype, local, q.device)
+    cfgs = [config] if config is not None else forward_configs(block_d, q.dtype, local, q.device, lay.seqlen_q)
     strategy = TILING_STRATEGIES.get(f.tiling)
     if config is None and strategy is not None and strategy.forward is not None and q.device.type == "cuda":
-        configs = [strategy.forward] + configs
-    launch_with_fallback("forward", launch, configs)
+        cfgs = [strategy.forward] + cfgs
+    launch_with_fallback("forward", launch, cfgs)
     return out, lse

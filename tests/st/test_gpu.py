@@ -76,11 +76,12 @@ def test_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
-@pytest.mark.parametrize("dq_mode", ["atomic", "tma"])
+@pytest.mark.parametrize("dq_mode", ["atomic", "tma", "fused"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 128, True), AttnCase(2, 255, 1113, 4, 4, 64, False),
                                   AttnCase(1, 777, 512, 6, 3, 96, True, window_size=(100, 20), softcap=30.0),
                                   AttnCase(2, 513, 513, 4, 1, 64, False, alibi="heads", mask="rows")], ids=str)
 def test_dq_modes(case, dtype, dq_mode):
-    """The backward's non-default dQ strategies (float32 adds from the dK/dV kernel): same criterion."""
+    """The backward's non-default dQ strategies (float32 adds from the dK/dV kernel, one fused launch): same
+    criterion."""
     check_case(case, dtype, "cuda", dq_mode=dq_mode)

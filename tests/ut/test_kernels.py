@@ -77,6 +77,12 @@ def test_dq_atomic(case, kernel_device):
     check_case(case, torch.float16, kernel_device, dq_mode="atomic")
 
 
+@pytest.mark.parametrize("case", DQ_ATOMIC_CASES, ids=str)
+def test_bwd_fused(case, kernel_device):
+    """dQ and dK/dV programs in one launch: same criterion."""
+    check_case(case, torch.float16, kernel_device, dq_mode="fused")
+
+
 def test_dq_atomic_varlen_dropout(kernel_device):
     """Packed sequences (a tile's tail rows belong to the next sequence: they must add zeros) and dropout:
     the atomic dQ matches the split kernel's to rounding."""
@@ -98,6 +104,11 @@ def test_dq_atomic_varlen_dropout(kernel_device):
         atomic = attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")
         torch.testing.assert_close(atomic[0], split[0], rtol=1e-5, atol=1e-5)
         assert torch.equal(atomic[1], split[1]) and torch.equal(atomic[2], split[2])
+        # The fused launch runs the split programs themselves: dK/dV bit-identical, dQ too up to its tile
+        # shape (the dQ programs take the dK/dV programs' warps, which may change the GPU's summation order).
+        fused = attention_backward(do, q, k, v, out, lse, f, dq_mode="fused")
+        torch.testing.assert_close(fused[0], split[0], rtol=1e-5, atol=1e-5)
+        assert torch.equal(fused[1], split[1]) and torch.equal(fused[2], split[2])
 
 
 def test_dq_mode_rejects_unknown(kernel_device):
