@@ -17,10 +17,11 @@ import csv
 import torch
 from triton.testing import do_bench
 
-from flash_attention.features import Features
 from flash_attention.ops import configs
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
+
+from ab_shapes import parse_shapes
 
 VARIANTS = {"split": ("split", True), "split-3loops": ("split", False), "fused": ("fused", True),
             "fused-3loops": ("fused", False)}
@@ -33,18 +34,12 @@ def main() -> None:
     ap.add_argument("--variants", default="split,split-3loops")
     args = ap.parse_args()
     rows = []
-    for spec in args.shapes.split(","):
-        parts = [int(x) for x in spec.split(":")]
-        d, causal, s = parts[:3]
-        window = (parts[3], 0) if len(parts) > 3 else (-1, -1)
-        b, h = 16384 // s, 2048 // d
-        torch.manual_seed(0)
-        q, k, v, do = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-        f = Features(d ** -0.5, bool(causal), window_size=window)
+    for sh in parse_shapes(args.shapes):
+        d, causal, s, window = sh.head_dim, sh.causal, sh.seqlen, sh.window
+        q, k, v, do = sh.randn(4)
+        f = sh.features()
         o, lse = attention_forward(q, k, v, f)
-        # visible pairs: causal halves the work; a window keeps ~window keys per query
-        frac = 0.5 if causal and window[0] < 0 else (min(window[0] + 1, s) / s if window[0] >= 0 else 1.0)
-        fl = 2.5 * 4 * b * h * s * s * d * frac
+        fl = 2.5 * sh.fwd_flops()
         ref = None
         for rep in range(2):
             names = args.variants.split(",")
@@ -57,7 +52,7 @@ def main() -> None:
                     ref = got
                 diff = max(float((a.float() - r.float()).abs().max()) for a, r in zip(got[:3], ref[:3]))
                 t = do_bench(fn, warmup=25, rep=100, return_mode="median")
-                rows.append(dict(d=d, causal=causal, seqlen=s, window=window[0], variant=name, rep=rep, ms=t,
+                rows.append(dict(d=d, causal=int(causal), seqlen=s, window=window[0], variant=name, rep=rep, ms=t,
                                  bwd_tflops=fl / t * 1e-9, max_diff_vs_first=diff))
                 print(rows[-1], flush=True)
         configs.ONE_LOOP = True

@@ -12,10 +12,11 @@ import csv
 import torch
 from triton.testing import do_bench
 
-from flash_attention.features import Features
 from flash_attention.ops import configs
 from flash_attention.ops.configs import KernelConfig as C
 from flash_attention.ops.forward import attention_forward
+
+from ab_shapes import parse_shapes
 
 TILES = {64: [C(64, 64, 4, 3), C(128, 64, 4, 3)], 128: [C(64, 64, 4, 3), C(128, 128, 8, 3)]}
 
@@ -26,16 +27,11 @@ def main() -> None:
     ap.add_argument("--shapes", default="128:1:1024,128:1:2048,128:1:8192,64:1:1024,64:1:8192")
     args = ap.parse_args()
     rows = []
-    for spec in args.shapes.split(","):
-        parts = [int(x) for x in spec.split(":")]
-        d, causal, s = parts[:3]
-        window = (parts[3], 0) if len(parts) > 3 else (-1, -1)
-        b, h = 16384 // s, 2048 // d
-        torch.manual_seed(0)
-        q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-        f = Features(d ** -0.5, bool(causal), window_size=window)
-        frac = 0.5 if causal and window[0] < 0 else (min(window[0] + 1, s) / s if window[0] >= 0 else 1.0)
-        fl = 4 * b * h * s * s * d * frac
+    for sh in parse_shapes(args.shapes):
+        d, causal, s, window = sh.head_dim, sh.causal, sh.seqlen, sh.window
+        q, k, v = sh.randn(3)
+        f = sh.features()
+        fl = sh.fwd_flops()
         ref = attention_forward(q, k, v, f)[0]
         for one_loop in (True, False):
             configs.ONE_LOOP = one_loop
@@ -43,7 +39,7 @@ def main() -> None:
                 fn = lambda: attention_forward(q, k, v, f, config=cfg)  # noqa: E731
                 diff = float((fn()[0].float() - ref.float()).abs().max())
                 t = do_bench(fn, warmup=25, rep=100, return_mode="median")
-                rows.append(dict(d=d, causal=causal, seqlen=s, window=window[0], one_loop=one_loop, cfg=str(cfg),
+                rows.append(dict(d=d, causal=int(causal), seqlen=s, window=window[0], one_loop=one_loop, cfg=str(cfg),
                                  ms=t, fwd_tflops=fl / t * 1e-9, max_diff=diff))
                 print(rows[-1], flush=True)
         configs.ONE_LOOP = True

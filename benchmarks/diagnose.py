@@ -26,6 +26,8 @@ from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
+from ab_shapes import parse_shapes
+
 
 def ms(fn) -> float:
     return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
@@ -86,9 +88,9 @@ def main() -> None:
     ap.add_argument("--impls", default="ours,flex,sdpa_cudnn")
     args = ap.parse_args()
     rows = []
-    for spec in args.shapes.split(","):
-        d, causal, s = (int(x) for x in spec.split(":"))
-        shape = bench.Shape("bf16", 16384 // s, 2048 // d, 2048 // d, s, s, d, bool(causal))
+    for sh in parse_shapes(args.shapes):
+        d, causal, s = sh.head_dim, int(sh.causal), sh.seqlen
+        shape = bench.Shape("bf16", sh.batch, sh.nheads, sh.nheads, s, s, d, sh.causal)
         bshd = bench.make_inputs(shape, "cuda")
         fl = bench.attn_flops(shape)
         for impl in args.impls.split(","):

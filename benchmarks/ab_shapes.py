@@ -1,0 +1,54 @@
+"""Shape specs shared by the A/B and diagnosis scripts: ``head_dim:causal:seqlen[:window]`` at 16K tokens and
+hidden 2048, as in the benchmark grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import torch
+
+from flash_attention.features import Features
+
+
+@dataclass(frozen=True)
+class AbShape:
+    head_dim: int
+    causal: bool
+    seqlen: int
+    window: Tuple[int, int]
+
+    @property
+    def batch(self) -> int:
+        return 16384 // self.seqlen
+
+    @property
+    def nheads(self) -> int:
+        return 2048 // self.head_dim
+
+    def features(self) -> Features:
+        return Features(self.head_dim ** -0.5, self.causal, window_size=self.window)
+
+    def fwd_flops(self) -> float:
+        """Forward flops of the visible pairs: causal halves them, a window keeps ~window + 1 keys per query."""
+        s = self.seqlen
+        if self.window[0] >= 0:
+            frac = min(self.window[0] + 1, s) / s
+        else:
+            frac = 0.5 if self.causal else 1.0
+        return 4.0 * self.batch * self.nheads * s * s * self.head_dim * frac
+
+    def randn(self, n: int) -> List[torch.Tensor]:
+        """``n`` bf16 tensors of shape (batch, seqlen, nheads, head_dim) on the GPU, seeded."""
+        torch.manual_seed(0)
+        return [torch.randn(self.batch, self.seqlen, self.nheads, self.head_dim, device="cuda",
+                            dtype=torch.bfloat16) for _ in range(n)]
+
+
+def parse_shapes(text: str) -> List[AbShape]:
+    out = []
+    for spec in text.split(","):
+        parts = [int(x) for x in spec.split(":")]
+        window = (parts[3], 0) if len(parts) > 3 else (-1, -1)
+        out.append(AbShape(parts[0], bool(parts[1]), parts[2], window))
+    return out
