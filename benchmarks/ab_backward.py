@@ -12,7 +12,6 @@ alternating order, so the spread between the two runs shows the noise.
 from __future__ import annotations
 
 import argparse
-import csv
 
 import torch
 from triton.testing import do_bench
@@ -21,7 +20,7 @@ from flash_attention.ops import configs
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
-from ab_shapes import parse_shapes
+from ab_shapes import parse_shapes, write_csv
 
 VARIANTS = {"split": ("split", True), "split-3loops": ("split", False), "fused": ("fused", True),
             "fused-3loops": ("fused", False)}
@@ -58,10 +57,7 @@ def main() -> None:
         configs.ONE_LOOP = True
         del q, k, v, do, o, lse, ref
         torch.cuda.empty_cache()
-    with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 
 import torch
 from triton.testing import do_bench
@@ -16,7 +15,7 @@ from flash_attention.ops import configs
 from flash_attention.ops.configs import KernelConfig as C
 from flash_attention.ops.forward import attention_forward
 
-from ab_shapes import parse_shapes
+from ab_shapes import parse_shapes, write_csv
 
 TILES = {64: [C(64, 64, 4, 3), C(128, 64, 4, 3)], 128: [C(64, 64, 4, 3), C(128, 128, 8, 3)]}
 
@@ -45,10 +44,7 @@ def main() -> None:
         configs.ONE_LOOP = True
         del q, k, v, ref
         torch.cuda.empty_cache()
-    with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

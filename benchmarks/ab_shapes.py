@@ -3,8 +3,9 @@ hidden 2048, as in the benchmark grid."""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 
@@ -52,3 +53,14 @@ def parse_shapes(text: str) -> List[AbShape]:
         window = (parts[3], 0) if len(parts) > 3 else (-1, -1)
         out.append(AbShape(parts[0], bool(parts[1]), parts[2], window))
     return out
+
+
+def write_csv(path: str, rows: Sequence[Dict[str, Any]]) -> None:
+    """One CSV per script run; the columns are the union of the rows' keys, in first-seen order."""
+    fields: List[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)

@@ -14,7 +14,6 @@ Per shape (head_dim:causal:seqlen at 16K tokens, hidden 2048, bf16) and implemen
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from collections import defaultdict
 
@@ -26,7 +25,7 @@ from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
-from ab_shapes import parse_shapes
+from ab_shapes import parse_shapes, write_csv
 
 
 def ms(fn) -> float:
@@ -114,12 +113,7 @@ def main() -> None:
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         del bshd
         torch.cuda.empty_cache()
-    keys = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
-    with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
+    write_csv(args.out, rows)
 
 if __name__ == "__main__":
     main()
