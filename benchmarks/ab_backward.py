@@ -20,7 +20,7 @@ from flash_attention.ops import configs
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
-from ab_shapes import parse_shapes, write_csv
+from sweep_helpers import parse_shapes, write_csv
 
 VARIANTS = {"split": ("split", True), "split-3loops": ("split", False), "fused": ("fused", True),
             "fused-3loops": ("fused", False)}

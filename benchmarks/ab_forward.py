@@ -15,7 +15,7 @@ from flash_attention.ops import configs
 from flash_attention.ops.configs import KernelConfig as C
 from flash_attention.ops.forward import attention_forward
 
-from ab_shapes import parse_shapes, write_csv
+from sweep_helpers import parse_shapes, write_csv
 
 TILES = {64: [C(64, 64, 4, 3), C(128, 64, 4, 3)], 128: [C(64, 64, 4, 3), C(128, 128, 8, 3)]}
 

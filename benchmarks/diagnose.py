@@ -25,7 +25,7 @@ from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
-from ab_shapes import parse_shapes, write_csv
+from sweep_helpers import parse_shapes, write_csv
 
 
 def ms(fn) -> float:

@@ -9,7 +9,6 @@ from its output (benchmarks/NOTES.md records each sweep).
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 
 import torch
@@ -19,6 +18,8 @@ from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.configs import KernelConfig as C
 from flash_attention.ops.forward import attention_forward
+
+from sweep_helpers import sdpa_anchor_ms, write_csv
 
 FWD = {
     64: [C(128, 64, 4, 3), C(128, 64, 4, 4), C(128, 128, 8, 3), C(128, 128, 4, 3), C(128, 64, 8, 3),
@@ -70,14 +71,10 @@ def main() -> None:
         fl = flops(b, h, s, d, causal)
         # anchors in the same process
         qt, kt, vt = (t.transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.attention import SDPBackend
+        g = torch.randn_like(qt)
         for name, be in (("sdpa_flash", SDPBackend.FLASH_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
-            with sdpa_kernel(be):
-                fn = lambda: torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)  # noqa: E731
-                t_f = bench(fn)
-                o = fn()
-                g = torch.randn_like(o)
-                t_fb = None if args.skip_bwd else bench(lambda: torch.autograd.grad(fn(), (qt, kt, vt), g))
+            t_f, t_fb = sdpa_anchor_ms(qt, kt, vt, g, causal, be, bench, with_backward=not args.skip_bwd)
             rows.append(dict(seqlen=s, d=d, causal=causal, kind="anchor", cfg=name, fwd_tflops=fl / t_f * 1e-9,
                              bwd_tflops=None if t_fb is None else 2.5 * fl / (t_fb - t_f) * 1e-9))
             print(rows[-1], flush=True)
@@ -130,10 +127,7 @@ def main() -> None:
         print(f"BEST d={d} causal={causal}: fwd {best_fwd} dkdv {best_dkdv} dq {best_dq}", flush=True)
         del q, k, v, do, qt, kt, vt
         torch.cuda.empty_cache()
-    with open(args.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["seqlen", "d", "causal", "kind", "cfg", "fwd_tflops", "bwd_tflops"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

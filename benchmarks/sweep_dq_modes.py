@@ -8,7 +8,6 @@ cuDNN backward in the same process.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 
 import torch
@@ -18,6 +17,8 @@ from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.configs import KernelConfig as C
 from flash_attention.ops.forward import attention_forward
+
+from sweep_helpers import sdpa_anchor_ms, write_csv
 
 CONFIGS = {
     64: [C(64, 128, 8, 3), C(64, 128, 4, 3), C(128, 128, 8, 2), C(64, 64, 4, 3)],
@@ -51,13 +52,9 @@ def main() -> None:
         rows.append(dict(base, mode="split", cfg="default", bwd_tflops=fl / t * 1e-9, dq_diff=0.0))
         print(rows[-1], flush=True)
         # cuDNN's backward in the same process, for scale
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.attention import SDPBackend
         qt, kt, vt = (x.transpose(1, 2).detach().requires_grad_() for x in (q, k, v))
-        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-            fn = lambda: torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
-            t_f = bench(fn)
-            g = do.transpose(1, 2)
-            t_fb = bench(lambda: torch.autograd.grad(fn(), (qt, kt, vt), g))
+        t_f, t_fb = sdpa_anchor_ms(qt, kt, vt, do.transpose(1, 2), causal, SDPBackend.CUDNN_ATTENTION, bench)
         rows.append(dict(base, mode="cudnn", cfg="", bwd_tflops=fl / (t_fb - t_f) * 1e-9, dq_diff=0.0))
         print(rows[-1], flush=True)
         cfgs = CONFIGS[d] if s == 8192 else CONFIGS[d][:2]
@@ -73,10 +70,7 @@ def main() -> None:
             print(rows[-1], flush=True)
         del q, k, v, do, o, lse, ref, qt, kt, vt
         torch.cuda.empty_cache()
-    with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["seqlen", "d", "causal", "mode", "cfg", "bwd_tflops", "dq_diff"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -615,6 +615,8 @@ def attention_backward(
     preprocessing pass for delta); ``"atomic"``/``"tma"`` add each key tile's share of dQ from the dK/dV kernel into a
     float32 buffer (5 products; the order of the additions varies, so the last bits of dQ do too), through
     pointer atomics or TMA bulk reductions. None picks the default for the device (see ``default_dq_mode``).
+    With ``bias_grad`` the split kernels always run (their dQ programs write dBias), and ``"tma"`` runs as
+    ``"atomic"`` where there are no bulk reductions (CPU tensors, Triton's interpreter).
     """
     fa = feature_args(q, k, f)
     lay, flags, local = fa["lay"], fa["flags"], fa["local"]

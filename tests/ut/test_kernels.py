@@ -66,18 +66,18 @@ def test_deterministic_backward(kernel_device):
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
-DQ_ATOMIC_CASES = [AttnCase(2, 45, 77, 4, 2, 32, False), AttnCase(1, 70, 50, 3, 1, 40, True),
+DQ_MODE_CASES = [AttnCase(2, 45, 77, 4, 2, 32, False), AttnCase(1, 70, 50, 3, 1, 40, True),
                    AttnCase(1, 50, 70, 2, 2, 16, False, window_size=(9, 4), softcap=20.0, alibi="heads"),
                    AttnCase(2, 33, 33, 2, 1, 64, True, mask="rows"), AttnCase(1, 1, 90, 2, 2, 32, False)]
 
 
-@pytest.mark.parametrize("case", DQ_ATOMIC_CASES, ids=str)
+@pytest.mark.parametrize("case", DQ_MODE_CASES, ids=str)
 def test_dq_atomic(case, kernel_device):
     """dQ added from the dK/dV kernel (float32 atomic adds) instead of its own kernel: same criterion."""
     check_case(case, torch.float16, kernel_device, dq_mode="atomic")
 
 
-@pytest.mark.parametrize("case", DQ_ATOMIC_CASES, ids=str)
+@pytest.mark.parametrize("case", DQ_MODE_CASES, ids=str)
 def test_bwd_fused(case, kernel_device):
     """dQ and dK/dV programs in one launch: same criterion."""
     check_case(case, torch.float16, kernel_device, dq_mode="fused")

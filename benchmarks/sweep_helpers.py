@@ -1,11 +1,12 @@
-"""Shape specs shared by the A/B and diagnosis scripts: ``head_dim:causal:seqlen[:window]`` at 16K tokens and
-hidden 2048, as in the benchmark grid."""
+"""Helpers shared by the sweep, A/B and diagnosis scripts in benchmarks/: shape specs
+(``head_dim:causal:seqlen[:window]`` at 16K tokens and hidden 2048, as in the benchmark grid), SDPA anchor
+timings in the same process, and the CSV writer."""
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -64,3 +65,19 @@ def write_csv(path: str, rows: Sequence[Dict[str, Any]]) -> None:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
+
+
+def sdpa_anchor_ms(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, causal: bool,
+                   backend: Any, bench: Callable[[Callable[[], Any]], float],
+                   with_backward: bool = True) -> Tuple[float, Optional[float]]:
+    """``(forward ms, forward+backward ms)`` of SDPA restricted to ``backend`` on (batch, heads, seqlen, head_dim)
+    tensors as given (leaves with ``requires_grad``), timed by ``bench``; the second is None without backward."""
+    from torch.nn.attention import sdpa_kernel
+
+    with sdpa_kernel(backend):
+        def fwd() -> torch.Tensor:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        t_f = bench(fwd)
+        t_fb = bench(lambda: torch.autograd.grad(fwd(), (q, k, v), grad)) if with_backward else None
+    return t_f, t_fb
