@@ -40,11 +40,11 @@ class AbShape:
             frac = 0.5 if self.causal else 1.0
         return 4.0 * self.batch * self.nheads * s * s * self.head_dim * frac
 
-    def randn(self, n: int) -> List[torch.Tensor]:
-        """``n`` bf16 tensors of shape (batch, seqlen, nheads, head_dim) on the GPU, seeded."""
+    def randn(self, n: int, dtype: torch.dtype = torch.bfloat16) -> List[torch.Tensor]:
+        """``n`` tensors of shape (batch, seqlen, nheads, head_dim) on the GPU, seeded."""
         torch.manual_seed(0)
         return [torch.randn(self.batch, self.seqlen, self.nheads, self.head_dim, device="cuda",
-                            dtype=torch.bfloat16) for _ in range(n)]
+                            dtype=dtype) for _ in range(n)]
 
 
 def parse_shapes(text: str) -> List[AbShape]:

@@ -28,16 +28,22 @@ LOG2E = 1.4426950408889634
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, end_n,
                offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
-               drop_thresh, seed, philox_base, philox_stride, full_lo, full_hi,
+               drop_thresh, seed, philox_base, philox_stride, full_lo, full_hi, k_desc, v_desc, off_b, off_hk,
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
-               MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+               MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
+               TMA: tl.constexpr = False):
     """Fold the key tiles ``[start_n, end_n)`` into the running softmax state of one query tile.
 
     ``MASKED``: 0 = no tile needs masking, 1 = every tile does (band, user mask, ragged end), 2 = the tiles outside
     ``[full_lo, full_hi)`` need the band mask, and no tile hangs over the end of the keys (one loop over the band,
     so the software pipeline is filled once per program instead of once per run of tiles).
+
+    ``TMA``: whole tiles (``MASKED != 1``) come through the (batch, seqlen, heads, headdim) tensor descriptors
+    ``k_desc``/``v_desc`` (Hopper's bulk copy engine) instead of pointer loads.
     """
+    USE_TMA: tl.constexpr = TMA and MASKED != 1
+    BLOCK_D: tl.constexpr = offs_d.shape[0]
     offs_n0 = tl.arange(0, BLOCK_N)
     # Pointers advance by one tile per step, so only this first offset needs 64-bit arithmetic.
     kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
@@ -45,7 +51,9 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
     d_ok = offs_d < HEAD_DIM
     for start in tl.range(start_n, end_n, BLOCK_N):
         offs_n = start + offs_n0
-        if MASKED == 1:
+        if USE_TMA:
+            kt = tl.trans(tl.reshape(k_desc.load([off_b, start, off_hk, 0]), [BLOCK_N, BLOCK_D]))
+        elif MASKED == 1:
             n_ok = offs_n < seqlen_k
             kt = tl.load(kt_ptrs, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
         elif EVEN_D:
@@ -85,7 +93,9 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
         alpha = tl.math.exp2(m_i - m_use)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]
-        if MASKED == 1:
+        if USE_TMA:
+            v = tl.reshape(v_desc.load([off_b, start, off_hk, 0]), [BLOCK_N, BLOCK_D])
+        elif MASKED == 1:
             v = tl.load(v_ptrs, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
         elif EVEN_D:
             v = tl.load(v_ptrs)
@@ -114,12 +124,12 @@ def _attn_fwd_kernel(
     stride_sb, stride_sh, stride_lb, stride_lh,
     nheads, seqlen_q, seqlen_k, group,
     qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
-    drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
+    drop_thresh, dropout_scale, seed, philox_offset, philox_stride, KDesc, VDesc,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-    ONE_LOOP: tl.constexpr,
+    ONE_LOOP: tl.constexpr, TMA: tl.constexpr,
 ):
     num_m = tl.num_programs(0)
     # With a band (causal/window) later query tiles carry more work: start them first so the tail is short.
@@ -172,28 +182,28 @@ def _attn_fwd_kernel(
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
     else:
         if LOCAL:
             acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                        mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                       full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                       BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+                                       full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                       BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC)
+                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
+                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
 
     # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
     empty = l_i == 0.0
@@ -267,6 +277,27 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
     )
 
 
+def kv_descriptors(k: torch.Tensor, v: torch.Tensor, varlen: bool, local: bool, block_n: int, block_d: int):
+    """Tensor descriptors of K and V, (batch, seqlen_k, heads_k, headdim) with a ``[1, block_n, 1, block_d]`` box,
+    or ``(None, None)`` where they are not used (``configs.forward_tma``) or the copy engine cannot take them
+    (packed sequences, strides that are not 16-byte multiples, a broadcast dimension). The descriptor bounds each
+    dimension on its own, so a tile never reads across a (batch, head) boundary; the kernel uses them for whole
+    tiles only."""
+    if not configs.forward_tma(block_d, local) or varlen:
+        return None, None
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    descs = []
+    for t in (k, v):
+        size = t.element_size()
+        ok = (t.dim() == 4 and t.stride(-1) == 1 and t.data_ptr() % 16 == 0
+              and all(st > 0 and st * size % 16 == 0 for st in t.stride()[:-1]))
+        if not ok:
+            return None, None
+        descs.append(TensorDescriptor(t, list(t.shape), list(t.stride()), [1, block_n, 1, block_d]))
+    return tuple(descs)
+
+
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -299,17 +330,18 @@ def attention_forward(
 
     def launch(cfg: KernelConfig) -> None:
         grid = (triton.cdiv(lay.seqlen_q, cfg.block_m), lay.nheads, lay.batch)
+        k_desc, v_desc = kv_descriptors(k, v, lay.varlen, local, cfg.block_n, block_d)
         _attn_fwd_kernel[grid](
             q, k, v, out, lse, *fa["tensors"], *lay.cu_args(q),
             *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
             *fa["strides"], *lay.lse_strides,
             lay.nheads, lay.seqlen_q, lay.seqlen_k, lay.nheads // lay.nheads_k,
             f.softmax_scale * LOG2E, *fa["scalars"], fa["diag"], *fa["band"],
-            *fa["dropout"],
+            *fa["dropout"], k_desc, v_desc,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **fa["flags"], EVEN_M=not lay.varlen and lay.seqlen_q % cfg.block_m == 0,
             EVEN_N=not lay.varlen and lay.seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d,
-            DOT_PREC=dot_precision(q.dtype), ONE_LOOP=configs.ONE_LOOP,
+            DOT_PREC=dot_precision(q.dtype), ONE_LOOP=configs.ONE_LOOP, TMA=k_desc is not None,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 

@@ -119,3 +119,60 @@ def test_dq_mode_rejects_unknown(kernel_device):
     lse = torch.zeros(1, 1, 4, device=kernel_device)
     with pytest.raises(ValueError, match="dq_mode"):
         attention_backward(q, q, q, q, q, lse, Features(0.25), dq_mode="atomics")
+
+
+# The forward's TMA descriptor loads (ops/forward.py, kv_descriptors): forced on, over ragged lengths, GQA, windows,
+# head dims that pad the box, score modifications, masks and strided (batch, heads, seqlen, headdim) storage.
+TMA_CASES = (
+    cases_product([(113, 255), (255, 113), (64, 64), (1, 100)], heads=((4, 2),), head_dims=(32,))
+    + [AttnCase(1, 47, 61, 2, 1, 40, True), AttnCase(2, 40, 90, 4, 4, 32, False, (16, 0)),
+       AttnCase(2, 50, 70, 4, 2, 32, True, softcap=5.0, alibi="heads"),
+       AttnCase(2, 50, 70, 4, 2, 32, False, mask="rows"), AttnCase(2, 50, 70, 4, 2, 32, True, bias="broadcast")]
+)
+
+
+@pytest.fixture
+def tma_on(monkeypatch):
+    from flash_attention.ops import configs
+
+    monkeypatch.setattr(configs, "FWD_TMA", True)
+
+
+@pytest.mark.parametrize("case", TMA_CASES, ids=str)
+def test_forward_tma(case, kernel_device, tma_on):
+    check_case(case, torch.float16, kernel_device, backward=False)
+
+
+@pytest.mark.parametrize("layout", ["bshd", "bhsd"])
+def test_forward_tma_matches_pointer_loads(layout, kernel_device, monkeypatch):
+    """Same tiles, same arithmetic: the descriptor path must give the pointer path's bits."""
+    from flash_attention.features import Features
+    from flash_attention.ops import configs
+    from flash_attention.ops.forward import attention_forward, kv_descriptors
+    from flash_attention.testing import random_inputs
+
+    case = AttnCase(2, 70, 100, 4, 2, 32, True)
+    q, k, v, _ = random_inputs(case, torch.float16, kernel_device, layout)
+    f = Features(case.head_dim ** -0.5, True)
+    monkeypatch.setattr(configs, "FWD_TMA", True)
+    assert kv_descriptors(k, v, False, True, 16, 32)[0] is not None
+    got, got_lse = attention_forward(q, k, v, f)
+    monkeypatch.setattr(configs, "FWD_TMA", False)
+    assert kv_descriptors(k, v, False, True, 16, 32) == (None, None)
+    exp, exp_lse = attention_forward(q, k, v, f)
+    assert torch.equal(got, exp) and torch.equal(got_lse, exp_lse)
+
+
+def test_forward_tma_declines_what_the_copy_engine_cannot_take(kernel_device, monkeypatch):
+    """Broadcast (stride 0) heads and packed sequences keep pointer loads; the default uses TMA only for banded
+    head_dim 128."""
+    from flash_attention.ops import configs
+    from flash_attention.ops.forward import kv_descriptors
+
+    k = torch.randn(2, 64, 1, 32, dtype=torch.float16, device=kernel_device).expand(2, 64, 4, 32)
+    monkeypatch.setattr(configs, "FWD_TMA", True)
+    assert kv_descriptors(k, k, False, True, 16, 32) == (None, None)
+    kc = k.contiguous()
+    assert kv_descriptors(kc, kc, True, True, 16, 32) == (None, None)
+    monkeypatch.setattr(configs, "FWD_TMA", None)
+    assert configs.forward_tma(128, True) and not configs.forward_tma(128, False) and not configs.forward_tma(64, True)

@@ -1,0 +1,162 @@
+"""Compile our kernels for the H100 (sm_90) on any machine, GPU or not, and report what the compiler made.
+
+Triton's wheel carries ptxas and cuobjdump, so the whole pipeline (TTGIR -> PTX -> cubin) runs on the CPU machine:
+no device time is spent to learn registers, spills, shared memory, how many ``wgmma`` the loop issues and where
+the compiler waits for them. The launch arguments are captured from a real launcher call on CPU tensors, so the
+signature, the 16-byte divisibility hints and the constexprs match what the GPU sees.
+
+    python benchmarks/inspect_sm90.py --kernel forward --d 128 --causal 0 --cfg 128,128,8,3 --dump /tmp/fwd
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import tempfile
+from typing import Any, Dict, Tuple
+
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+from flash_attention.features import Features
+from flash_attention.ops import backward as bwd_mod
+from flash_attention.ops import forward as fwd_mod
+from flash_attention.ops.configs import KernelConfig
+
+_TYPES = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32", torch.int32: "*i32",
+          torch.uint8: "*u8", torch.int64: "*i64"}
+
+
+class _Capture:
+    """Stands in for a JIT kernel: ``kernel[grid](*args, **kwargs)`` records the call instead of launching."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = []
+
+    def __getitem__(self, grid):
+        def record(*args, **kwargs):
+            self.calls.append((grid, args, kwargs))
+        return record
+
+
+def _signature(fn, args: Tuple[Any, ...], kwargs: Dict[str, Any]):
+    names = fn.arg_names
+    constexpr_names = {p.name for p in fn.params if p.is_constexpr}
+    values = dict(zip(names, args))
+    values.update({k: v for k, v in kwargs.items() if k in names})
+    sig, consts, attrs = {}, {}, {}
+    for i, name in enumerate(names):
+        val = values[name]
+        if name in constexpr_names:
+            sig[name] = "constexpr"
+            consts[name] = val
+        elif isinstance(val, torch.Tensor):
+            sig[name] = _TYPES[val.dtype]
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif isinstance(val, TensorDescriptor):
+            dt = _TYPES[val.base.dtype][1:]
+            sig[name] = f"tensordesc<{dt}[{','.join(str(b) for b in val.block_shape)}]>"
+        elif val is None:
+            sig[name] = "constexpr"
+            consts[name] = None
+        elif isinstance(val, bool):
+            sig[name] = "i1"
+        elif isinstance(val, int):
+            if val == 1:  # Triton specialises ints equal to 1 into constants
+                sig[name] = "constexpr"
+                consts[name] = 1
+                continue
+            sig[name] = "i64" if abs(val) >= 2 ** 31 else "i32"
+            if val % 16 == 0:
+                attrs[(i,)] = [["tt.divisibility", 16]]
+        elif isinstance(val, float):
+            sig[name] = "fp32"
+        else:
+            raise TypeError(f"{name}: {type(val)}")
+    options = {k: kwargs[k] for k in ("num_warps", "num_stages", "maxnreg") if k in kwargs}
+    return sig, consts, attrs, options
+
+
+def compile_sm90(fn, args, kwargs):
+    sig, consts, attrs, options = _signature(fn, args, kwargs)
+    src = ASTSource(fn, signature=sig, constexprs=consts, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+
+
+def report(kernel, dump: str | None = None, tag: str = "k") -> Dict[str, Any]:
+    """Registers, spill bytes and shared memory from the cubin; wgmma issue/wait counts from the PTX."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as fh:
+        fh.write(kernel.asm["cubin"])
+        path = fh.name
+    res = subprocess.run([_bin("cuobjdump"), "-res-usage", path], capture_output=True, text=True).stdout
+    sass = subprocess.run([_bin("cuobjdump"), "-sass", path], capture_output=True, text=True).stdout
+    os.unlink(path)
+    regs = re.search(r"REG:(\d+)", res)
+    stack = re.search(r"STACK:(\d+)", res)
+    ptx = kernel.asm["ptx"]
+    out = dict(regs=int(regs.group(1)) if regs else -1, stack=int(stack.group(1)) if stack else -1,
+               shared=kernel.metadata.shared, wgmma=ptx.count("wgmma.mma_async"),
+               waits=re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", ptx),
+               hgmma_sass=sass.count("HGMMA"), ldl=sass.count("LDL"), stl=sass.count("STL"),
+               mufu_ex2=sass.count("MUFU.EX2"))
+    if dump:
+        os.makedirs(dump, exist_ok=True)
+        for key in ("ttgir", "ptx"):
+            with open(os.path.join(dump, f"{tag}.{key}"), "w") as fh:
+                fh.write(kernel.asm[key])
+        with open(os.path.join(dump, f"{tag}.sass"), "w") as fh:
+            fh.write(sass)
+    return out
+
+
+def _inputs(args):
+    b, s, h, d = 1, args.seqlen, 2, args.d
+    dt = torch.float16 if args.dtype == "fp16" else torch.bfloat16
+    q, k, v = (torch.randn(b, s, h, d, dtype=dt) for _ in range(3))
+    f = Features(softmax_scale=d ** -0.5, causal=bool(args.causal),
+                 window_size=(args.window, 0) if args.window > 0 else (-1, -1))
+    return q, k, v, f
+
+
+def capture_forward(args, cfg: KernelConfig):
+    q, k, v, f = _inputs(args)
+    real = fwd_mod._attn_fwd_kernel
+    cap = fwd_mod._attn_fwd_kernel = _Capture(real)
+    try:
+        fwd_mod.attention_forward(q, k, v, f, config=cfg)
+    finally:
+        fwd_mod._attn_fwd_kernel = real
+    _, a, kw = cap.calls[0]
+    return real, a, kw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kernel", default="forward", choices=["forward"])
+    ap.add_argument("--d", type=int, default=128)
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--causal", type=int, default=0)
+    ap.add_argument("--window", type=int, default=0)
+    ap.add_argument("--seqlen", type=int, default=8192)
+    ap.add_argument("--cfg", action="append", default=None, help="block_m,block_n,warps,stages (repeatable)")
+    ap.add_argument("--dump", default=None)
+    args = ap.parse_args()
+    for spec in args.cfg or ["128,128,8,3"]:
+        cfg = KernelConfig(*map(int, spec.split(",")))
+        fn, a, kw = capture_forward(args, cfg)
+        kernel = compile_sm90(fn, a, kw)
+        print(spec, report(kernel, args.dump, f"fwd_d{args.d}_c{args.causal}_{spec.replace(',', '_')}"))
+
+
+if __name__ == "__main__":
+    main()
