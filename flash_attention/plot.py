@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .tables import CEILING_IMPLS, load_rows, parse_bool, to_float, to_int
 
@@ -37,14 +37,15 @@ def collect(rows: List[Dict[str, str]]) -> Dict[Tuple[str, int, bool], Series]:
     return out
 
 
-def plot(csv_path: Path, out_dir: Path) -> List[Path]:
-    """Write the PNGs; return their paths."""
+def plot(csv_path: Union[Path, Sequence[Path]], out_dir: Path) -> List[Path]:
+    """Write the PNGs of one CSV, or of the CSVs of one session's processes taken together; return their paths."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    rows = load_rows(csv_path)
+    paths = [csv_path] if isinstance(csv_path, (str, Path)) else list(csv_path)
+    rows = [row for path in paths for row in load_rows(path)]
     matmul: Optional[float] = next((to_float(r.get("fwd_tflops")) for r in rows if r.get("impl") == "matmul_bf16"),
                                    None)
     gpu = next((r.get("gpu") for r in rows if r.get("gpu")), "")
@@ -84,14 +85,15 @@ def plot(csv_path: Path, out_dir: Path) -> List[Path]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("csv", type=Path, help="a CSV written by python -m flash_attention.bench")
+    p.add_argument("csv", type=Path, nargs="+",
+                   help="CSVs written by python -m flash_attention.bench (several: one session's processes)")
     p.add_argument("--out-dir", type=Path, default=Path("benchmarks") / "plots", help="where to write the PNGs")
     args = p.parse_args(argv)
     written = plot(args.csv, args.out_dir)
     for path in written:
         print(path)
     if not written:
-        print(f"{args.csv}: no benchmark rows to plot", file=sys.stderr)
+        print(f"{', '.join(map(str, args.csv))}: no benchmark rows to plot", file=sys.stderr)
         return 1
     return 0
 

@@ -109,6 +109,18 @@ def _ratio(ours: Optional[Row], anchor: Optional[Row], phase: str) -> str:
     return f"{a / b:.2f}" if a is not None and b else "–"
 
 
+def _frac(ours: Optional[Row], phase: str, matmul: Optional[float]) -> str:
+    """Ours as a fraction of the bf16 matmul ceiling measured in the row's own process (the CSV's
+    ``*_frac_matmul``), else of ``matmul`` TFLOPS."""
+    if ours is None:
+        return "–"
+    frac = to_float(ours.get(f"{phase}_frac_matmul"))
+    value = to_float(ours.get(f"{phase}_tflops"))
+    if frac is None and value is not None and matmul:
+        frac = value / matmul
+    return f"{frac:.0%}" if frac is not None else "–"
+
+
 def _seqlen_label(key: ShapeKey) -> str:
     _, _, _, sq, sk, b, h, hk = key
     s = str(sq) if sq == sk else f"{sq}/{sk}"
@@ -121,15 +133,17 @@ def build_table(rows: Sequence[Row], source: Optional[str] = None) -> str:
 
     ``source`` (the CSV's path) is named under the table so the README says where its numbers come from."""
     groups = group_by_shape(rows)
+    matmul = next((to_float(r.get("fwd_tflops")) for r in rows if r.get("impl") == "matmul_bf16"), None)
     ratio_label = dict(COLUMNS)[RATIO_TO]
     head = ["dtype", "D", "causal", "S (B×H)"]
     for phase in ("fwd", "bwd"):
-        head += [f"{label} {phase}" for _, label in COLUMNS] + [f"ours/{ratio_label} {phase}"]
+        head += [f"{label} {phase}" for _, label in COLUMNS] + [f"ours/{ratio_label} {phase}", f"ours/matmul {phase}"]
     lines = [
         header_line(rows),
         "",
         "TFLOPS (forward 4·B·H·S²·D, halved when causal; backward 2.5× that); FA2 = SDPA's flash backend, "
-        "cuDNN = SDPA's cuDNN backend, flex = torch.compile'd flex_attention.",
+        "cuDNN = SDPA's cuDNN backend, flex = torch.compile'd flex_attention; ours/matmul = ours as a fraction of the "
+        "bf16 matmul ceiling measured in the same run.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join([":--"] * 4 + ["--:"] * (len(head) - 4)) + "|",
@@ -141,6 +155,7 @@ def build_table(rows: Sequence[Row], source: Optional[str] = None) -> str:
         for phase in ("fwd", "bwd"):
             cells += [_cell(impls.get(impl), phase) for impl, _ in COLUMNS]
             cells.append(_ratio(impls.get("ours"), impls.get(RATIO_TO), phase))
+            cells.append(_frac(impls.get("ours"), phase, matmul))
         lines.append("| " + " | ".join(cells) + " |")
     if source:
         lines += ["", f"Generated from `{source}` by `benchmarks/make_table.py`."]
@@ -236,14 +251,17 @@ def build_decode_table(rows: Sequence[Row], source: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("csv", type=Path, nargs="+",
-                   help="CSVs written by python -m flash_attention.bench (one table per run)")
+    p.add_argument("csv", nargs="+",
+                   help="CSVs written by python -m flash_attention.bench (one table per argument; join the CSVs "
+                        "of one session's processes with '+' for one table)")
     p.add_argument("--readme", type=Path, help="replace the table between the perf-table markers of this file")
     p.add_argument("--features", action="store_true",
                    help="the CSV is a bench_features CSV: write the features table (features-table markers)")
     p.add_argument("--decode", action="store_true",
                    help="the CSV is a bench_decode CSV: write the decode table (decode-table markers)")
     args = p.parse_args(argv)
+    groups = [[Path(part) for part in arg.split("+")] for arg in args.csv]
+    args.csv = [group[0] for group in groups]
     if args.decode:
         table = build_decode_table(load_rows(args.csv[0]), args.csv[0].as_posix())
         print(table)
@@ -259,12 +277,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.readme.write_text(replace_between_markers(text, table, FEATURE_START, FEATURE_END))
         return 0
     tables = []
-    for path in args.csv:
-        rows = load_rows(path)
+    for group in groups:
+        rows = [row for path in group for row in load_rows(path)]
+        source = "`, `".join(path.as_posix() for path in group)
         if not group_by_shape(rows):
-            print(f"{path}: no benchmark rows", file=sys.stderr)
+            print(f"{source}: no benchmark rows", file=sys.stderr)
             return 1
-        tables.append(build_table(rows, source=path.as_posix()))
+        tables.append(build_table(rows, source=source))
     table = "\n\n".join(tables)
     print(table)
     if args.readme is not None:

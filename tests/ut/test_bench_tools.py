@@ -156,9 +156,9 @@ def test_make_table_markdown(tmp_path):
     body = [line for line in lines if line.startswith("| bf16")]
     assert len(body) == 2
     full = [c.strip() for c in body[0].strip("|").split("|")]
-    # dtype, D, causal, S | ours, cuDNN, FA2, flex, ratio (fwd) | the same (bwd)
-    assert full == ["bf16", "128", "no", "8192 (2×16)", "550", "687", "367", "error", "0.80",
-                    "550", "687", "344", "error", "0.80"]
+    # dtype, D, causal, S | ours, cuDNN, FA2, flex, ratio, fraction of the matmul ceiling (fwd) | the same (bwd)
+    assert full == ["bf16", "128", "no", "8192 (2×16)", "550", "687", "367", "error", "0.80", "75%",
+                    "550", "687", "344", "error", "0.80", "75%"]
     causal = [c.strip() for c in body[1].strip("|").split("|")]
     assert causal[2] == "yes" and causal[6] == "–" and causal[8] == "0.91"
 
