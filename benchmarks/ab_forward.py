@@ -35,7 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="ab-fwd.csv")
     ap.add_argument("--shapes", default="128:0:16384,128:1:16384,128:0:1024,128:1:2048,64:0:16384,64:1:16384")
-    ap.add_argument("--tiles", default="128=128x128x8x3+128x64x8x3+128x64x8x2+64x64x4x3;64=128x64x4x3+128x64x8x3+128x128x8x3+64x64x4x3")
+    ap.add_argument("--tiles", default="128=128x128x8x3+128x64x8x3+128x64x8x2+64x64x4x3;"
+                                       "64=128x64x4x3+128x64x8x3+128x128x8x3+64x64x4x3")
     ap.add_argument("--dtypes", default="bf16")
     ap.add_argument("--switch", default="FWD_TMA", help="a boolean of flash_attention.ops.configs to toggle")
     args = ap.parse_args()
@@ -62,10 +63,11 @@ def main() -> None:
                         diff = float((fn()[0].float() - ref).abs().max())
                         t = bench(fn)
                     except Exception as exc:  # out of shared memory and the like: record and go on
-                        print(f"{dname} {sh} {args.switch}={on} {cfg}: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+                        print(f"{dname} {sh} {args.switch}={on} {cfg}: {type(exc).__name__}: {str(exc)[:120]}",
+                              flush=True)
                         continue
-                    rows.append(dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0], **{args.switch: on},
-                                     cfg=str(cfg), ms=t, fwd_tflops=fl / t * 1e-9,
+                    rows.append(dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0],
+                                     **{args.switch: on}, cfg=str(cfg), ms=t, fwd_tflops=fl / t * 1e-9,
                                      cudnn_tflops=fl / t_cudnn * 1e-9, vs_cudnn=t_cudnn / t, max_diff=diff))
                     print(rows[-1], flush=True)
             setattr(configs, args.switch, default)

@@ -46,14 +46,14 @@ ONE_LOOP = True
 FWD_TMA: bool | None = None
 
 
-def forward_tma(block_d: int, local: bool) -> bool:
+def forward_tma(head_dim: int, block_d: int, local: bool) -> bool:
     """Whether the forward loads K/V tiles through TMA descriptors. Same-process A/B on the H200, bf16, 16K tokens
     (benchmarks/results/sweeps/h200-2026-12-02-fwd-tma-bf16.csv): head_dim 128 causal +6-7% (16K 489 -> 523
     TFLOPS, 2K 379 -> 403, 1K 299 -> 317 with 128x128 tiles; +5-7% with 64x64), non-causal within +-1%, head_dim 64
-    -2..-6%. So: banded head_dim 128 only."""
+    -2..-6%. So: banded head_dim 128 only (other head dims up to 128 would pad the box: not measured)."""
     if FWD_TMA is not None:
         return FWD_TMA
-    return block_d == 128 and local
+    return head_dim == block_d == 128 and local
 
 _INTERP = [KernelConfig(32, 16, 4, 1)]
 

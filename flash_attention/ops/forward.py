@@ -8,7 +8,7 @@ log2 domain (``exp2`` with the softmax scale folded into one multiply) because `
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import triton
@@ -32,7 +32,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, 
                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                MASK: tl.constexpr, DROPOUT: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-               TMA: tl.constexpr = False):
+               TMA: tl.constexpr):
     """Fold the key tiles ``[start_n, end_n)`` into the running softmax state of one query tile.
 
     ``MASKED``: 0 = no tile needs masking, 1 = every tile does (band, user mask, ragged end), 2 = the tiles outside
@@ -182,28 +182,28 @@ def _attn_fwd_kernel(
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
+                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 2, LOCAL,
+                                   WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
     else:
         if LOCAL:
             acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                        mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                       full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                       BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
+                                       full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL,
+                                       WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
+                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, SAFE, LOCAL,
+                                   WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
         acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
                                    offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                                    softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI,
-                                   BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
+                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL,
+                                   WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
 
     # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
     empty = l_i == 0.0
@@ -277,13 +277,14 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
     )
 
 
-def kv_descriptors(k: torch.Tensor, v: torch.Tensor, varlen: bool, local: bool, block_n: int, block_d: int):
+def kv_descriptors(k: torch.Tensor, v: torch.Tensor, varlen: bool, local: bool, block_n: int,
+                   block_d: int) -> Tuple[Optional[Any], Optional[Any]]:
     """Tensor descriptors of K and V, (batch, seqlen_k, heads_k, headdim) with a ``[1, block_n, 1, block_d]`` box,
     or ``(None, None)`` where they are not used (``configs.forward_tma``) or the copy engine cannot take them
     (packed sequences, strides that are not 16-byte multiples, a broadcast dimension). The descriptor bounds each
     dimension on its own, so a tile never reads across a (batch, head) boundary; the kernel uses them for whole
     tiles only."""
-    if not configs.forward_tma(block_d, local) or varlen:
+    if not configs.forward_tma(k.shape[-1], block_d, local) or varlen:
         return None, None
     from triton.tools.tensor_descriptor import TensorDescriptor
 

@@ -175,4 +175,5 @@ def test_forward_tma_declines_what_the_copy_engine_cannot_take(kernel_device, mo
     kc = k.contiguous()
     assert kv_descriptors(kc, kc, True, True, 16, 32) == (None, None)
     monkeypatch.setattr(configs, "FWD_TMA", None)
-    assert configs.forward_tma(128, True) and not configs.forward_tma(128, False) and not configs.forward_tma(64, True)
+    assert configs.forward_tma(128, 128, True)
+    assert not any(configs.forward_tma(*a) for a in ((128, 128, False), (64, 64, True), (96, 128, True)))
