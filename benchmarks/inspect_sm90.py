@@ -24,7 +24,6 @@ from triton.compiler import ASTSource
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from flash_attention.features import Features
-from flash_attention.ops import backward as bwd_mod
 from flash_attention.ops import forward as fwd_mod
 from flash_attention.ops.configs import KernelConfig
 

@@ -261,16 +261,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="the CSV is a bench_decode CSV: write the decode table (decode-table markers)")
     args = p.parse_args(argv)
     groups = [[Path(part) for part in arg.split("+")] for arg in args.csv]
-    args.csv = [group[0] for group in groups]
+    paths = [path for group in groups for path in group]
     if args.decode:
-        table = build_decode_table(load_rows(args.csv[0]), args.csv[0].as_posix())
+        table = build_decode_table(load_rows(paths[0]), paths[0].as_posix())
         print(table)
         if args.readme is not None:
             args.readme.write_text(replace_between_markers(args.readme.read_text(), table, DECODE_START, DECODE_END))
         return 0
     if args.features:
-        rows = merge_feature_runs([load_rows(path) for path in args.csv])
-        table = build_features_table(rows, "`, `".join(path.as_posix() for path in args.csv))
+        rows = merge_feature_runs([load_rows(path) for path in paths])
+        table = build_features_table(rows, "`, `".join(path.as_posix() for path in paths))
         print(table)
         if args.readme is not None:
             text = args.readme.read_text()
