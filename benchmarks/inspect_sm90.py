@@ -24,6 +24,7 @@ from triton.compiler import ASTSource
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from flash_attention.features import Features
+from flash_attention.ops import backward as bwd_mod
 from flash_attention.ops import forward as fwd_mod
 from flash_attention.ops.configs import KernelConfig
 
@@ -139,22 +140,59 @@ def capture_forward(args, cfg: KernelConfig):
     return real, a, kw
 
 
+_BWD_KERNELS = {"dq": "_attn_bwd_dq_kernel", "dkdv": "_attn_bwd_dkdv_kernel", "fused": "_attn_bwd_fused_kernel",
+                "preprocess": "_attn_bwd_preprocess_kernel"}
+
+
+def capture_backward(args, cfg: KernelConfig):
+    """The launch of one backward kernel (``args.kernel``: dq, dkdv or fused) with ``cfg`` as its tiles."""
+    q, k, v, f = _inputs(args)
+    out, lse = torch.randn_like(q), torch.randn(q.shape[0], q.shape[2], q.shape[1])
+    name = _BWD_KERNELS[args.kernel]
+    real = {n: getattr(bwd_mod, n) for n in _BWD_KERNELS.values()}
+    caps = {n: _Capture(fn) for n, fn in real.items()}
+    for n, cap in caps.items():
+        setattr(bwd_mod, n, cap)
+    try:
+        mode = "fused" if args.kernel == "fused" else "split"
+        dq_cfg = KernelConfig(*map(int, args.dq_cfg.split(","))) if args.dq_cfg else cfg
+        bwd_mod.attention_backward(torch.randn_like(q), q, k, v, out, lse, f, dkdv_config=cfg, dq_config=dq_cfg,
+                                   dq_mode=mode)
+    finally:
+        for n, fn in real.items():
+            setattr(bwd_mod, n, fn)
+    _, a, kw = caps[name].calls[0]
+    return real[name], a, kw
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernel", default="forward", choices=["forward"])
+    ap.add_argument("--kernel", default="forward", choices=["forward", "dq", "dkdv", "fused"])
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--causal", type=int, default=0)
     ap.add_argument("--window", type=int, default=0)
     ap.add_argument("--seqlen", type=int, default=8192)
     ap.add_argument("--cfg", action="append", default=None, help="block_m,block_n,warps,stages (repeatable)")
+    ap.add_argument("--dq-cfg", default=None, help="--kernel fused: the dQ programs' block_m,block_n,warps,stages "
+                    "(default: the --cfg)")
     ap.add_argument("--dump", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
+                    help="force a boolean switch of flash_attention.ops.configs (e.g. FWD_TMA=1), repeatable")
     args = ap.parse_args()
+    from flash_attention.ops import configs
+
+    for spec in args.set:
+        name, val = spec.split("=")
+        if not hasattr(configs, name):
+            raise SystemExit(f"flash_attention.ops.configs has no switch {name}")
+        setattr(configs, name, bool(int(val)))
     for spec in args.cfg or ["128,128,8,3"]:
         cfg = KernelConfig(*map(int, spec.split(",")))
-        fn, a, kw = capture_forward(args, cfg)
+        capture = capture_forward if args.kernel == "forward" else capture_backward
+        fn, a, kw = capture(args, cfg)
         kernel = compile_sm90(fn, a, kw)
-        print(spec, report(kernel, args.dump, f"fwd_d{args.d}_c{args.causal}_{spec.replace(',', '_')}"))
+        print(spec, report(kernel, args.dump, f"{args.kernel}_d{args.d}_c{args.causal}_{spec.replace(',', '_')}"))
 
 
 if __name__ == "__main__":

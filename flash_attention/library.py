@@ -11,6 +11,7 @@ it does not break a compiled graph; it is read only inside the op.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Optional, Tuple
 
@@ -148,10 +149,13 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, dout, _dlse):
     q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k = ctx.saved_tensors
-    bias_grad = attn_bias is not None and ctx.needs_input_grad[4]
-    bwd = _backward_impl if getattr(ctx, "eager", False) else backward_op
-    dq, dk, dv, dbias = bwd(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k,
-                            *ctx.options, bias_grad)
+    f = getattr(ctx, "features", None)
+    bias_grad = attn_bias is not None and ctx.needs_input_grad[4 if f is None else 5]
+    if f is not None:  # eager: the Features the forward ran with
+        dq, dk, dv, dbias = run_backward(dout, q, k, v, out, lse, f, bias_grad)
+    else:
+        dq, dk, dv, dbias = backward_op(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q,
+                                        cu_k, *ctx.options, bias_grad)
     dbias_out = _reduce_to_shape(dbias, ctx.bias_shape).to(attn_bias.dtype) if bias_grad else None
     return (dq, dk, dv, None, dbias_out) + (None,) * (ctx.n_inputs - 5)
 
@@ -171,27 +175,33 @@ class _EagerAttention(torch.autograd.Function):
     """The same forward and backward without the custom-op layer, for eager mode.
 
     torch.library's eager dispatch cost ~0.6 ms of host time per op call on the H100 machine's CPU, more than the
-    kernels of a small attention (benchmarks/NOTES.md); the compiler still sees the custom ops.
+    kernels of a small attention (benchmarks/NOTES.md); the compiler still sees the custom ops. The validated
+    ``Features`` ride along (first argument), so neither direction rebuilds them from the op's flat arguments.
     """
 
     @staticmethod
-    def forward(ctx, *inputs):
-        out, lse = _forward_impl(*inputs)
+    def forward(ctx, f: Features, *inputs):
+        out, lse = run_forward(inputs[0], inputs[1], inputs[2], f)
         _setup_context(ctx, inputs, (out, lse))
-        ctx.eager = True
+        ctx.features = f
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
     def backward(ctx, dout, dlse):
-        return _backward(ctx, dout, dlse)
+        return (None,) + _backward(ctx, dout, dlse)
+
+
+_NO_RNG = torch.zeros(2, dtype=torch.int64)  # never written: read only when dropout_p > 0
 
 
 def new_rng_state(dropout_p: float) -> Tensor:
     """Seed and Philox offset from torch's default generator (reproducible under ``torch.manual_seed``)."""
     if dropout_p > 0:
         return torch.randint(0, 2**62, (2,), dtype=torch.int64)
-    return torch.zeros(2, dtype=torch.int64)
+    if torch.compiler.is_compiling():
+        return torch.zeros(2, dtype=torch.int64)
+    return _NO_RNG
 
 
 def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> Tuple[Tensor, Tensor]:
@@ -201,4 +211,7 @@ def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> T
             int(f.max_seqlen_q), int(f.max_seqlen_k))
     if torch.compiler.is_compiling():
         return forward_op(*args)
-    return _EagerAttention.apply(*args)
+    if f.dropout_p > 0:
+        seed, offset = (int(x) for x in rng.tolist())
+        f = dataclasses.replace(f, seed=seed, offset=offset)
+    return _EagerAttention.apply(f, *args)

@@ -68,12 +68,18 @@ def header_line(rows: Sequence[Row]) -> str:
         parts.append(f"CUDA {cuda}")
     parts.append(dates)
     line = " · ".join(parts)
+    # One measurement per benchmark process: several CSVs joined into one table give a range.
+    matmul = [to_float(r.get("fwd_tflops")) for r in rows if r.get("impl") == "matmul_bf16"]
+    copy = [to_float(r.get("tb_per_s")) for r in rows if r.get("impl") == "copy"]
+    matmul, copy = [x for x in matmul if x], [x for x in copy if x]
     ceilings = []
-    for r in rows:
-        if r.get("impl") == "matmul_bf16" and to_float(r.get("fwd_tflops")):
-            ceilings.append(f"bf16 matmul {to_float(r['fwd_tflops']):.0f} TFLOPS")
-        if r.get("impl") == "copy" and to_float(r.get("tb_per_s")):
-            ceilings.append(f"copy {to_float(r['tb_per_s']):.2f} TB/s")
+    if matmul:
+        lo, hi = min(matmul), max(matmul)
+        ceilings.append(f"bf16 matmul {lo:.0f} TFLOPS" if round(lo) == round(hi)
+                        else f"bf16 matmul {lo:.0f}-{hi:.0f} TFLOPS")
+    if copy:
+        lo, hi = min(copy), max(copy)
+        ceilings.append(f"copy {lo:.2f} TB/s" if f"{lo:.2f}" == f"{hi:.2f}" else f"copy {lo:.2f}-{hi:.2f} TB/s")
     if ceilings:
         line += " · measured ceilings: " + ", ".join(ceilings)
     return line

@@ -24,8 +24,9 @@ import triton.language as tl
 
 from ..features import Features
 from . import configs
-from .configs import (TILING_STRATEGIES, KernelConfig, dkdv_atomic_configs, dkdv_configs, dot_precision, dq_configs,
-                      interpreting, launch_with_fallback)
+from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dkdv_atomic_configs, dkdv_configs, dot_precision,
+                      dq_configs, interpreting, launch_with_fallback, next_power_of_2)
+from .descriptors import tile_descriptors
 from .forward import LOG2E, feature_args
 from .layout import layout
 from .masks import key_range, query_range, sequence_bounds, visible
@@ -66,10 +67,12 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
                 softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
                 drop_thresh, dropout_scale, seed, philox_base, philox_stride,
                 dqa_base, stride_dqam, dq_desc, dq_head, dq_row0, sm_scale, full_lo, full_hi,
+                q_desc, do_desc, off_b, off_h,
                 HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
                 WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
                 MASK: tl.constexpr, DROPOUT: tl.constexpr,
-                EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, DQ_ATOMIC: tl.constexpr):
+                EVEN_M: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, DQ_ATOMIC: tl.constexpr,
+                TMA: tl.constexpr):
     """Accumulate one key tile's dK/dV over the query tiles ``[start_m, end_m)`` of one query head.
 
     ``MASKED``: 0 = no tile needs the band mask, 1 = every tile does, 2 = only tiles outside
@@ -80,8 +83,12 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
     With ``DQ_ATOMIC`` the same dS also yields this key tile's share of dQ (``dS K``), added into a float32
     accumulator: 1 = atomic adds through pointers, 2 = TMA bulk reductions through ``dq_desc`` (one instruction
     per tile, done by the copy engine).
+
+    ``TMA``: Q and dO tiles come through the (batch, seqlen_q, heads, headdim) descriptors ``q_desc``/``do_desc``;
+    rows past the end read as zeros, as the masked loads would give them.
     """
     offs_m0 = tl.arange(0, BLOCK_M)
+    BLOCK_D: tl.constexpr = offs_d.shape[0]
     qt_ptrs = q_base + start_m.to(tl.int64) * stride_qm + (offs_m0[None, :] * stride_qm + offs_d[:, None])
     do_ptrs = do_base + start_m.to(tl.int64) * stride_dom + (offs_m0[:, None] * stride_dom + offs_d[None, :])
     d_ok = offs_d < HEAD_DIM
@@ -91,7 +98,10 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
     for start in tl.range(start_m, end_m, BLOCK_M):
         offs_m = start + offs_m0
         m_ok = offs_m < seqlen_q
-        if EVEN_M and EVEN_D:
+        if TMA:
+            qt = tl.trans(tl.reshape(q_desc.load([off_b, start, off_h, 0]), [BLOCK_M, BLOCK_D]))
+            do = tl.reshape(do_desc.load([off_b, start, off_h, 0]), [BLOCK_M, BLOCK_D])
+        elif EVEN_M and EVEN_D:
             qt = tl.load(qt_ptrs)
             do = tl.load(do_ptrs)
         else:
@@ -155,7 +165,7 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse2_base, delta_base, stride_qm,
 @triton.jit
 def _dkdv_program(
     pid_n, off_hk, off_b,
-    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
+    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc, q_desc, do_desc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -173,7 +183,7 @@ def _dkdv_program(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-    DQ_ATOMIC: tl.constexpr, ONE_LOOP: tl.constexpr,
+    DQ_ATOMIC: tl.constexpr, ONE_LOOP: tl.constexpr, TMA: tl.constexpr,
 ):
     """dK/dV of key tile ``pid_n`` of kv head ``off_hk`` of batch entry ``off_b``."""
     n_start = pid_n * BLOCK_N
@@ -225,8 +235,9 @@ def _dkdv_program(
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
                                  philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                                 full_lo, full_hi, HEAD_DIM, BLOCK_M, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
-                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
+                                 full_lo, full_hi, q_desc, do_desc, off_b, off_h,
+                                 HEAD_DIM, BLOCK_M, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK,
+                                 DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC, TMA)
         else:
             if LOCAL:
                 dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
@@ -235,16 +246,18 @@ def _dkdv_program(
                                      softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                      mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
                                      philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                                     full_lo, full_hi, HEAD_DIM, BLOCK_M, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                                     MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
+                                     full_lo, full_hi, q_desc, do_desc, off_b, off_h,
+                                     HEAD_DIM, BLOCK_M, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                                     MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC, TMA)
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                                  stride_qm, stride_dom, full_lo, full_hi, offs_n, offs_d, seqlen_q, seqlen_k,
                                  diag, win_left, win_right, qk_scale,
                                  softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                  mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
                                  philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                                 full_lo, full_hi, HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                                 MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
+                                 full_lo, full_hi, q_desc, do_desc, off_b, off_h,
+                                 HEAD_DIM, BLOCK_M, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                                 MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC, TMA)
             if LOCAL:
                 dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, Lse2 + row_base, Delta + row_base,
                                      stride_qm, stride_dom, full_hi, hi, offs_n, offs_d, seqlen_q, seqlen_k,
@@ -252,8 +265,9 @@ def _dkdv_program(
                                      softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
                                      mask_base, stride_mm, stride_mn, drop_thresh, dropout_scale, seed, philox_base,
                                      philox_stride, dqa_base, stride_dqam, dq_desc, dq_head, q_start, sm_scale,
-                                     full_lo, full_hi, HEAD_DIM, BLOCK_M, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                                     MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC)
+                                     full_lo, full_hi, q_desc, do_desc, off_b, off_h,
+                                     HEAD_DIM, BLOCK_M, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                                     MASK, DROPOUT, EVEN_M, EVEN_D, DOT_PREC, DQ_ATOMIC, TMA)
     dk = dk * sm_scale
 
     dk_ptrs = (dK + off_b.to(tl.int64) * stride_dkb + off_hk.to(tl.int64) * stride_dkh
@@ -270,7 +284,7 @@ def _dkdv_program(
 
 @triton.jit
 def _attn_bwd_dkdv_kernel(
-    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
+    Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc, QDesc, dODesc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -288,11 +302,11 @@ def _attn_bwd_dkdv_kernel(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-    DQ_ATOMIC: tl.constexpr, ONE_LOOP: tl.constexpr,
+    DQ_ATOMIC: tl.constexpr, ONE_LOOP: tl.constexpr, TMA: tl.constexpr,
 ):
     _dkdv_program(
         tl.program_id(0), tl.program_id(1), tl.program_id(2),
-        Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc,
+        Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, DQacc, dq_desc, QDesc, dODesc,
         stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
         stride_dob, stride_dom, stride_doh, stride_dkb, stride_dkn, stride_dkh, stride_dvb, stride_dvn, stride_dvh,
         stride_dqab, stride_dqah, stride_dqam, stride_bb, stride_bh, stride_bm, stride_bn,
@@ -301,7 +315,7 @@ def _attn_bwd_dkdv_kernel(
         sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
         drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
         HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, VARLEN,
-        EVEN_M, EVEN_N, EVEN_D, DOT_PREC, DQ_ATOMIC, ONE_LOOP,
+        EVEN_M, EVEN_N, EVEN_D, DOT_PREC, DQ_ATOMIC, ONE_LOOP, TMA,
     )
 
 
@@ -310,23 +324,31 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
               offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
               softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm, stride_mn,
               drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base, stride_dbm, full_lo, full_hi,
+              k_desc, v_desc, off_b, off_hk,
               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr, LOCAL: tl.constexpr,
               WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, BIAS: tl.constexpr,
               MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr,
-              EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr):
+              EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, TMA: tl.constexpr):
     """Accumulate one query tile's dQ over the key tiles ``[start_n, end_n)``; optionally write dS as dBias.
 
     ``MASKED`` as in ``forward._fwd_tiles``: 0 none, 1 every tile (band, user mask, ragged end), 2 only the band's
     edge tiles outside ``[full_lo, full_hi)``, in one loop (no tile hangs over the end of the keys).
+
+    ``TMA``: K and V tiles come through the (batch, seqlen_k, heads_k, headdim) descriptors ``k_desc``/``v_desc``;
+    keys past the end read as zeros, as the masked loads would give them.
     """
     offs_n0 = tl.arange(0, BLOCK_N)
+    BLOCK_D: tl.constexpr = offs_d.shape[0]
     kt_ptrs = k_base + start_n.to(tl.int64) * stride_kn + (offs_n0[None, :] * stride_kn + offs_d[:, None])
     vt_ptrs = v_base + start_n.to(tl.int64) * stride_vn + (offs_n0[None, :] * stride_vn + offs_d[:, None])
     d_ok = offs_d < HEAD_DIM
     rows = offs_m[:, None]
     for start in tl.range(start_n, end_n, BLOCK_N):
         offs_n = start + offs_n0
-        if MASKED == 1:
+        if TMA:
+            kt = tl.trans(tl.reshape(k_desc.load([off_b, start, off_hk, 0]), [BLOCK_N, BLOCK_D]))
+            vt = tl.trans(tl.reshape(v_desc.load([off_b, start, off_hk, 0]), [BLOCK_N, BLOCK_D]))
+        elif MASKED == 1:
             kv_ok = (offs_n[None, :] < seqlen_k) & d_ok[:, None]
             kt = tl.load(kt_ptrs, mask=kv_ok, other=0.0)
             vt = tl.load(vt_ptrs, mask=kv_ok, other=0.0)
@@ -372,7 +394,7 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, star
 @triton.jit
 def _dq_program(
     pid_m, off_h, off_b,
-    Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+    Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK, k_desc, v_desc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -389,7 +411,7 @@ def _dq_program(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-    DELTA_READY: tl.constexpr, ONE_LOOP: tl.constexpr,
+    DELTA_READY: tl.constexpr, ONE_LOOP: tl.constexpr, TMA: tl.constexpr,
 ):
     """dQ of query tile ``pid_m`` of head ``off_h`` of batch entry ``off_b``. Unless ``DELTA_READY`` (a
     preprocessing pass wrote them), it also computes and stores the tile's delta and lse2."""
@@ -455,28 +477,33 @@ def _dq_program(
                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
                        stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
-                       seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
+                       seqlen_k, full_lo, full_hi, k_desc, v_desc, off_b, off_hk,
+                       HEAD_DIM, BLOCK_N, 2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC, TMA)
     else:
         if LOCAL:
             dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, lo, full_lo,
                            offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                            softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
                            stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
-                           seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                           MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
+                           seqlen_k, full_lo, full_hi, k_desc, v_desc, off_b, off_hk,
+                           HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                           MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC, TMA)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_lo, full_hi,
                        offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
                        softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
                        stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
-                       seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
-        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
-                       offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
-                       softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
-                       stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
-                       seqlen_k, full_lo, full_hi, HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
-                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC)
+                       seqlen_k, full_lo, full_hi, k_desc, v_desc, off_b, off_hk,
+                       HEAD_DIM, BLOCK_N, SAFE, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                       MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC, TMA)
+        if LOCAL or not EVEN_N:  # else empty: not compiled, so it cannot cost the main loop registers
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
+                           offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                           softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn, mask_base, stride_mm,
+                           stride_mn, drop_thresh, dropout_scale, seed, philox_base, philox_stride, dbias_base,
+                           seqlen_k, full_lo, full_hi, k_desc, v_desc, off_b, off_hk,
+                           HEAD_DIM, BLOCK_N, 1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS,
+                           MASK, DROPOUT, BIAS_GRAD, EVEN_D, DOT_PREC, TMA)
     dq = dq * sm_scale
 
     dq_ptrs = (dQ + off_b.to(tl.int64) * stride_dqb + off_h.to(tl.int64) * stride_dqh
@@ -489,7 +516,7 @@ def _dq_program(
 
 @triton.jit
 def _attn_bwd_dq_kernel(
-    Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+    Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK, KDesc, VDesc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -506,14 +533,14 @@ def _attn_bwd_dq_kernel(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr,
-    ONE_LOOP: tl.constexpr,
+    ONE_LOOP: tl.constexpr, TMA: tl.constexpr,
 ):
     # Under a band the last query tiles see the most keys: they start first, so the tail is short.
     num_m = tl.num_programs(0)
     pid_m = (num_m - 1 - tl.program_id(0)) if LOCAL else tl.program_id(0)
     _dq_program(
         pid_m, tl.program_id(1), tl.program_id(2),
-        Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+        Q, K, V, Out, dOut, Lse, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK, KDesc, VDesc,
         stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
         stride_ob, stride_om, stride_oh, stride_dob, stride_dom, stride_doh, stride_dqb, stride_dqm, stride_dqh,
         stride_bb, stride_bh, stride_bm, stride_bn, stride_mb, stride_mh, stride_mm, stride_mn,
@@ -522,13 +549,13 @@ def _attn_bwd_dq_kernel(
         sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
         drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
         HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
-        VARLEN, EVEN_M, EVEN_N, EVEN_D, DOT_PREC, False, ONE_LOOP,
+        VARLEN, EVEN_M, EVEN_N, EVEN_D, DOT_PREC, False, ONE_LOOP, TMA,
     )
 
 
 @triton.jit
 def _attn_bwd_fused_kernel(
-    Q, K, V, dOut, Lse2, Delta, dQ, dK, dV, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+    Q, K, V, dOut, Lse2, Delta, dQ, dK, dV, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK, QDesc, dODesc, KDesc, VDesc,
     stride_qb, stride_qm, stride_qh,
     stride_kb, stride_kn, stride_kh,
     stride_vb, stride_vn, stride_vh,
@@ -547,7 +574,7 @@ def _attn_bwd_fused_kernel(
     LOCAL: tl.constexpr, WIN_BLOCK: tl.constexpr, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr,
     BIAS: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, BIAS_GRAD: tl.constexpr, VARLEN: tl.constexpr,
     EVEN_M1: tl.constexpr, EVEN_N1: tl.constexpr, EVEN_M2: tl.constexpr, EVEN_N2: tl.constexpr,
-    EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, ONE_LOOP: tl.constexpr,
+    EVEN_D: tl.constexpr, DOT_PREC: tl.constexpr, ONE_LOOP: tl.constexpr, TMA: tl.constexpr,
 ):
     """Both gradient kernels in one launch (after the preprocessing pass): per kv head, the first ``n_kv_tiles``
     programs compute dK/dV of one key tile each, the next ``group * n_q_tiles`` dQ of one query tile of one of
@@ -559,7 +586,7 @@ def _attn_bwd_fused_kernel(
     if pid < n_kv_tiles:
         _dkdv_program(
             pid, off_hk, off_b,
-            Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, Delta, None,
+            Q, K, V, dOut, Lse2, Delta, dK, dV, Bias, Mask, Slopes, CuSeqQ, CuSeqK, Delta, None, QDesc, dODesc,
             stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
             stride_dob, stride_dom, stride_doh, stride_dkb, stride_dkn, stride_dkh,
             stride_dvb, stride_dvn, stride_dvh, 0, 0, 0, stride_bb, stride_bh, stride_bm, stride_bn,
@@ -568,7 +595,7 @@ def _attn_bwd_fused_kernel(
             sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
             drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
             HEAD_DIM, BLOCK_D, BLOCK_M1, BLOCK_N1, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, VARLEN,
-            EVEN_M1, EVEN_N1, EVEN_D, DOT_PREC, 0, ONE_LOOP,
+            EVEN_M1, EVEN_N1, EVEN_D, DOT_PREC, 0, ONE_LOOP, TMA,
         )
     else:
         j = pid - n_kv_tiles
@@ -578,7 +605,7 @@ def _attn_bwd_fused_kernel(
             pid_m = n_q_tiles - 1 - pid_m
         _dq_program(
             pid_m, off_hk * group + g, off_b,
-            Q, K, V, Delta, dOut, Delta, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK,
+            Q, K, V, Delta, dOut, Delta, Lse2, Delta, dQ, Bias, Mask, Slopes, dBias, CuSeqQ, CuSeqK, KDesc, VDesc,
             stride_qb, stride_qm, stride_qh, stride_kb, stride_kn, stride_kh, stride_vb, stride_vn, stride_vh,
             0, 0, 0, stride_dob, stride_dom, stride_doh, stride_dqb, stride_dqm, stride_dqh,
             stride_bb, stride_bh, stride_bm, stride_bn, stride_mb, stride_mh, stride_mm, stride_mn,
@@ -587,7 +614,7 @@ def _attn_bwd_fused_kernel(
             sm_scale, qk_scale, softcap_scale, softcap_out, diag, win_left, win_right,
             drop_thresh, dropout_scale, seed, philox_offset, philox_stride,
             HEAD_DIM, BLOCK_D, BLOCK_M2, BLOCK_N2, LOCAL, WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, BIAS_GRAD,
-            VARLEN, EVEN_M2, EVEN_N2, EVEN_D, DOT_PREC, True, ONE_LOOP,
+            VARLEN, EVEN_M2, EVEN_N2, EVEN_D, DOT_PREC, True, ONE_LOOP, TMA,
         )
 
 
@@ -627,7 +654,7 @@ def attention_backward(
              if bias_grad else None)
     if lay.empty or seqlen_k == 0 or k.numel() == 0:
         return dq.zero_(), dk.zero_(), dv.zero_(), dbias
-    block_d = max(16, triton.next_power_of_2(head_dim))
+    block_d = max(16, next_power_of_2(head_dim))
     group = nheads // lay.nheads_k
     qk_scale = f.softmax_scale * LOG2E
     prec = dot_precision(q.dtype)
@@ -653,50 +680,62 @@ def attention_backward(
                              dtype=torch.float32)
         acc_strides = (0 if lay.varlen else nheads * rows * head_dim, rows * head_dim, head_dim)
 
+    use_tma = not lay.varlen and configs.backward_tma(head_dim, block_d, local)
+
+    def descriptors(tensors, rows):
+        # None (pointer loads) where the copy engine cannot take one of the tensors.
+        return (tile_descriptors(tensors, rows, block_d) if use_tma else None) or (None,) * len(tensors)
+
     def launch_dkdv(cfg: KernelConfig) -> None:
+        q_desc, do_desc = descriptors((q, dout), cfg.block_m)
         desc = None
         if mode == "tma":
             from triton.tools.tensor_descriptor import TensorDescriptor
 
             desc = TensorDescriptor(dq_acc, list(dq_acc.shape), list(dq_acc.stride()), [1, cfg.block_m, block_d])
-        _attn_bwd_dkdv_kernel[(triton.cdiv(seqlen_k, cfg.block_n), lay.nheads_k, batch)](
+        _attn_bwd_dkdv_kernel[(cdiv(seqlen_k, cfg.block_n), lay.nheads_k, batch)](
             q, k, v, dout, lse2, delta, dk, dv, *fa["tensors"], cu_q, cu_k,
-            dq_acc if dq_acc is not None else delta, desc,
+            dq_acc if dq_acc is not None else delta, desc, q_desc, do_desc,
             *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dk),
             *lay.strides(dv), *acc_strides, *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **flags, EVEN_M=even and seqlen_q % cfg.block_m == 0,
             EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
             DQ_ATOMIC={"split": 0, "atomic": 1, "tma": 2}[mode], ONE_LOOP=configs.ONE_LOOP,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            TMA=q_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
     def launch_dq(cfg: KernelConfig) -> None:
-        _attn_bwd_dq_kernel[(triton.cdiv(seqlen_q, cfg.block_m), nheads, batch)](
+        k_desc, v_desc = descriptors((k, v), cfg.block_n)
+        _attn_bwd_dq_kernel[(cdiv(seqlen_q, cfg.block_m), nheads, batch)](
             q, k, v, out, dout, lse, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta,
-            cu_q, cu_k, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out), *lay.strides(dout),
-            *lay.strides(dq),
-            *fa["strides"], *common,
+            cu_q, cu_k, k_desc, v_desc, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
+            *lay.strides(dout), *lay.strides(dq), *fa["strides"], *common,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
             LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=even and seqlen_q % cfg.block_m == 0,
             EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
-            ONE_LOOP=configs.ONE_LOOP,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            ONE_LOOP=configs.ONE_LOOP, TMA=k_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
 
     def launch_fused(cfgs: Tuple[KernelConfig, KernelConfig]) -> None:
         c1, c2 = cfgs
-        n_kv, n_q = triton.cdiv(seqlen_k, c1.block_n), triton.cdiv(seqlen_q, c2.block_m)
+        n_kv, n_q = cdiv(seqlen_k, c1.block_n), cdiv(seqlen_q, c2.block_m)
+        q_desc, do_desc = descriptors((q, dout), c1.block_m)
+        k_desc, v_desc = descriptors((k, v), c2.block_n)
+        tma = q_desc is not None and k_desc is not None
+        if not tma:
+            q_desc = do_desc = k_desc = v_desc = None
         _attn_bwd_fused_kernel[(n_kv + group * n_q, lay.nheads_k, batch)](
             q, k, v, dout, lse2, delta, dq, dk, dv, *fa["tensors"], dbias if dbias is not None else delta,
-            cu_q, cu_k, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(dout), *lay.strides(dq),
-            *lay.strides(dk), *lay.strides(dv), *fa["strides"], *common, n_kv, n_q,
+            cu_q, cu_k, q_desc, do_desc, k_desc, v_desc, *lay.strides(q), *lay.strides(k), *lay.strides(v),
+            *lay.strides(dout), *lay.strides(dq), *lay.strides(dk), *lay.strides(dv), *fa["strides"], *common,
+            n_kv, n_q,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M1=c1.block_m, BLOCK_N1=c1.block_n,
             BLOCK_M2=c2.block_m, BLOCK_N2=c2.block_n, LOCAL=local, **flags, BIAS_GRAD=bias_grad,
             EVEN_M1=even and seqlen_q % c1.block_m == 0, EVEN_N1=even and seqlen_k % c1.block_n == 0,
             EVEN_M2=even and seqlen_q % c2.block_m == 0, EVEN_N2=even and seqlen_k % c2.block_n == 0,
-            EVEN_D=head_dim == block_d, DOT_PREC=prec,
-            ONE_LOOP=configs.ONE_LOOP, num_warps=c1.num_warps, num_stages=c1.num_stages,
+            EVEN_D=head_dim == block_d, DOT_PREC=prec, ONE_LOOP=configs.ONE_LOOP, TMA=tma,
+            num_warps=c1.num_warps, num_stages=c1.num_stages,
         )
 
     strategy = TILING_STRATEGIES.get(f.tiling) if q.device.type == "cuda" else None
@@ -709,7 +748,7 @@ def attention_backward(
         launch_with_fallback("bwd_dq", launch_dq, [dq_config] if dq_config else dq_list)
     else:
         pre_block = 64 if block_d <= 128 else 32
-        _attn_bwd_preprocess_kernel[(triton.cdiv(seqlen_q, pre_block), nheads, batch)](
+        _attn_bwd_preprocess_kernel[(cdiv(seqlen_q, pre_block), nheads, batch)](
             out, dout, lse, delta, lse2, cu_q,
             *lay.strides(out), *lay.strides(dout), *lay.lse_strides, seqlen_q,
             HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block, VARLEN=lay.varlen,

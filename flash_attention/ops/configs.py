@@ -25,9 +25,22 @@ class KernelConfig:
     num_stages: int
 
 
+# Triton reads TRITON_INTERPRET when a kernel is decorated (at import), so one read here agrees with it.
+_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def interpreting() -> bool:
     """True when Triton runs kernels in its interpreter (the CPU test suite)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return _INTERPRET
+
+
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for host ints (``triton.cdiv`` is a constexpr function: several times slower from Python)."""
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
 def dot_precision(dtype: torch.dtype) -> str:
@@ -55,6 +68,20 @@ def forward_tma(head_dim: int, block_d: int, local: bool) -> bool:
         return FWD_TMA
     return head_dim == block_d == 128 and local
 
+# Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors
+# (ops/backward.py). None = where it measured faster (backward_tma below); True/False force it on/off.
+BWD_TMA: bool | None = None
+
+
+def backward_tma(head_dim: int, block_d: int, local: bool) -> bool:
+    """Whether the backward kernels load their streamed tiles through TMA descriptors. Same-process A/B on the
+    H200, bf16, 16K tokens (benchmarks/results/sweeps/h200-2026-12-02-bwd-tma-bf16.csv): head_dim 128 +1-2% at
+    S=16K (causal and not, both dQ modes; within noise at S=1K), head_dim 64 -2..-5%. So: head_dim 128 only."""
+    if BWD_TMA is not None:
+        return BWD_TMA
+    return head_dim == block_d == 128
+
+
 _INTERP = [KernelConfig(32, 16, 4, 1)]
 
 
@@ -77,7 +104,13 @@ def forward_configs(block_d: int, dtype: torch.dtype, local: bool, device: torch
         # (128, 128, 8, 3): 508 dense / 484 causal; 4 warps spill the 128x128 accumulator (~230-400).
         tuned = [KernelConfig(128, 128, 8, 3), KernelConfig(128, 64, 8, 3), KernelConfig(64, 64, 4, 2),
                  KernelConfig(64, 32, 4, 1)]
-        return short + tuned if 0 < seqlen_q <= (2048 if local else 1024) else tuned
+        if not local:
+            # 256 query rows per program (128 per warp group) halve the K/V tile traffic per row. H200, bf16, same
+            # process (results/sweeps/h200-2026-12-02-fwd-tiles-bf16{,-b}.csv): vs (128, 128, 8, 3) 1K 450 vs 406,
+            # 2K 491 vs 467, 8K 522 vs 488, 16K 524 vs 508 TFLOPS (at 1K the earlier 64x64 short tiles gave 405);
+            # with a band it lost (16K causal 475 vs 527). Up to 512 rows (not measured) the short tiles stay.
+            return (short if 0 < seqlen_q <= 512 else [KernelConfig(256, 64, 8, 3)]) + tuned
+        return short + tuned if 0 < seqlen_q <= 2048 else tuned
     return [KernelConfig(128, 64, 8, 2), KernelConfig(64, 64, 4, 2), KernelConfig(64, 32, 4, 1),
             KernelConfig(32, 32, 4, 1)]
 

@@ -16,7 +16,9 @@ import triton.language as tl
 
 from ..features import Features
 from . import configs
-from .configs import TILING_STRATEGIES, KernelConfig, dot_precision, forward_configs, launch_with_fallback
+from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dot_precision, forward_configs, launch_with_fallback,
+                      next_power_of_2)
+from .descriptors import tile_descriptors
 from .layout import layout
 from .masks import key_range, sequence_bounds, visible
 from .scores import dropout_keep, dropout_row_stride, dropout_threshold, score_log2, user_mask
@@ -198,12 +200,13 @@ def _attn_fwd_kernel(
                                    mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
                                    full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, SAFE, LOCAL,
                                    WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
-        acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
-                                   offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
-                                   softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
-                                   mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
-                                   full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL,
-                                   WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
+        if LOCAL or not EVEN_N:  # else empty: not compiled, so it cannot cost the main loop registers
+            acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, full_hi, hi,
+                                       offs_m, offs_d, seqlen_q, seqlen_k, diag, win_left, win_right, qk_scale,
+                                       softcap_scale, softcap_out, slope2, bias_base, stride_bm, stride_bn,
+                                       mask_base, stride_mm, stride_mn, drop_thresh, seed, philox_base, philox_stride,
+                                       full_lo, full_hi, KDesc, VDesc, off_b, off_hk, HEAD_DIM, BLOCK_N, 1, LOCAL,
+                                       WIN_BLOCK, SOFTCAP, ALIBI, BIAS, MASK, DROPOUT, EVEN_D, DOT_PREC, TMA)
 
     # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
     empty = l_i == 0.0
@@ -279,24 +282,14 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
 
 def kv_descriptors(k: torch.Tensor, v: torch.Tensor, varlen: bool, local: bool, block_n: int,
                    block_d: int) -> Tuple[Optional[Any], Optional[Any]]:
-    """Tensor descriptors of K and V, (batch, seqlen_k, heads_k, headdim) with a ``[1, block_n, 1, block_d]`` box,
-    or ``(None, None)`` where they are not used (``configs.forward_tma``) or the copy engine cannot take them
-    (packed sequences, strides that are not 16-byte multiples, a broadcast dimension). The descriptor bounds each
-    dimension on its own, so a tile never reads across a (batch, head) boundary; the kernel uses them for whole
-    tiles only."""
+    """Tensor descriptors of K and V with a ``[1, block_n, 1, block_d]`` box (ops/descriptors.py), or
+    ``(None, None)`` where they are not used (``configs.forward_tma``) or the copy engine cannot take them (packed
+    sequences, strides that are not 16-byte multiples, a broadcast dimension). The kernel uses them for whole tiles
+    only."""
     if not configs.forward_tma(k.shape[-1], block_d, local) or varlen:
         return None, None
-    from triton.tools.tensor_descriptor import TensorDescriptor
-
-    descs = []
-    for t in (k, v):
-        size = t.element_size()
-        ok = (t.dim() == 4 and t.stride(-1) == 1 and t.data_ptr() % 16 == 0
-              and all(st > 0 and st * size % 16 == 0 for st in t.stride()[:-1]))
-        if not ok:
-            return None, None
-        descs.append(TensorDescriptor(t, list(t.shape), list(t.stride()), [1, block_n, 1, block_d]))
-    return tuple(descs)
+    descs = tile_descriptors((k, v), block_n, block_d)
+    return descs if descs is not None else (None, None)
 
 
 def attention_forward(
@@ -327,10 +320,10 @@ def attention_forward(
         lse.fill_(float("-inf"))
         return out, lse
     head_dim = lay.head_dim
-    block_d = max(16, triton.next_power_of_2(head_dim))
+    block_d = max(16, next_power_of_2(head_dim))
 
-    def launch(cfg: KernelConfig) -> None:
-        grid = (triton.cdiv(lay.seqlen_q, cfg.block_m), lay.nheads, lay.batch)
+    def run(cfg: KernelConfig) -> None:
+        grid = (cdiv(lay.seqlen_q, cfg.block_m), lay.nheads, lay.batch)
         k_desc, v_desc = kv_descriptors(k, v, lay.varlen, local, cfg.block_n, block_d)
         _attn_fwd_kernel[grid](
             q, k, v, out, lse, *fa["tensors"], *lay.cu_args(q),
@@ -350,5 +343,5 @@ def attention_forward(
     strategy = TILING_STRATEGIES.get(f.tiling)
     if config is None and strategy is not None and strategy.forward is not None and q.device.type == "cuda":
         cfgs = [strategy.forward] + cfgs
-    launch_with_fallback("forward", launch, cfgs)
+    launch_with_fallback("forward", run, cfgs)
     return out, lse

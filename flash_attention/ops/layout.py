@@ -30,7 +30,8 @@ class Layout:
 
     def strides(self, t: torch.Tensor) -> Tuple[int, int, int]:
         """(batch, token, head) strides of q/k/v/out or their gradients."""
-        return (0, t.stride(0), t.stride(1)) if self.varlen else (t.stride(0), t.stride(1), t.stride(2))
+        st = t.stride()
+        return (0, st[0], st[1]) if self.varlen else st[:3]
 
     @property
     def lse_shape(self) -> Tuple[int, ...]:

@@ -288,3 +288,14 @@ def test_feature_runs_merge_later_wins():
     newer = [{"name": "plain", "causal": "True", "date": "2026-11-25"}]
     merged = make_table.merge_feature_runs([older, newer])
     assert [(r["name"], r["date"]) for r in merged] == [("plain", "2026-11-25"), ("long_64k", "2026-11-24")]
+
+
+def test_table_header_gives_one_range_for_several_processes_ceilings():
+    """Tables joined from several CSVs (one benchmark process each) show each ceiling once, as a range."""
+    rows = [dict(gpu="G", torch="t", triton="tr", date="2026-12-02", impl="matmul_bf16", fwd_tflops=x)
+            for x in ("708.2", "805.9")]
+    rows += [dict(gpu="G", torch="t", triton="tr", date="2026-12-02", impl="copy", tb_per_s=x)
+             for x in ("4.221", "4.219")]
+    line = make_table.header_line(rows)
+    assert "bf16 matmul 708-806 TFLOPS" in line and line.count("matmul") == 1
+    assert "copy 4.22 TB/s" in line and line.count("copy") == 1

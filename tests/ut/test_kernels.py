@@ -177,3 +177,40 @@ def test_forward_tma_declines_what_the_copy_engine_cannot_take(kernel_device, mo
     monkeypatch.setattr(configs, "FWD_TMA", None)
     assert configs.forward_tma(128, 128, True)
     assert not any(configs.forward_tma(*a) for a in ((128, 128, False), (64, 64, True), (96, 128, True)))
+
+
+# The backward's TMA descriptor loads (Q/dO in the dK/dV programs, K/V in the dQ programs), forced on: the same
+# cases as the forward's, checked against the float64 reference, forward and backward.
+@pytest.mark.parametrize("case", TMA_CASES, ids=str)
+def test_backward_tma(case, kernel_device, monkeypatch):
+    from flash_attention.ops import configs
+
+    monkeypatch.setattr(configs, "BWD_TMA", True)
+    check_case(case, torch.float16, kernel_device)
+
+
+@pytest.mark.parametrize("dq_mode", ["split", "fused", "atomic"])
+@pytest.mark.parametrize("layout,causal,window", [("bshd", True, (-1, -1)), ("bhsd", False, (-1, -1)),
+                                                  ("bshd", False, (20, 5))])
+def test_backward_tma_matches_pointer_loads(dq_mode, layout, causal, window, kernel_device, monkeypatch):
+    """Ragged lengths on both sides (the descriptors read zeros past the end, as the masked loads do), GQA: the
+    descriptor path must give the pointer path's bits in every dQ mode."""
+    from flash_attention.features import Features
+    from flash_attention.ops import attention_backward, attention_forward, configs
+    from flash_attention.testing import random_inputs
+
+    case = AttnCase(2, 70, 45, 4, 2, 32, causal, window)
+    q, k, v, do = random_inputs(case, torch.float16, kernel_device, layout)
+    f = Features(case.head_dim ** -0.5, causal, window)
+    out, lse = attention_forward(q, k, v, f)
+    grads = {}
+    for tma in (True, False):
+        monkeypatch.setattr(configs, "BWD_TMA", tma)
+        grads[tma] = attention_backward(do, q, k, v, out, lse, f, dq_mode=dq_mode)[:3]
+    monkeypatch.setattr(configs, "BWD_TMA", None)  # the default: head_dim 128 only (where it measured faster)
+    assert configs.backward_tma(128, 128, causal) and not configs.backward_tma(64, 64, causal)
+    for got, exp in zip(grads[True], grads[False]):
+        if dq_mode == "atomic":  # the order of the float32 adds into dQ varies
+            torch.testing.assert_close(got, exp, rtol=1e-3, atol=1e-3)
+        else:
+            assert torch.equal(got, exp)
