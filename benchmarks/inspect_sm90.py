@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import tempfile
+from unittest import mock
 from typing import Any, Dict, Tuple
 
 import torch
@@ -128,16 +129,19 @@ def _inputs(args):
     return q, k, v, f
 
 
+def _captured(module, names, call) -> Dict[str, _Capture]:
+    """Run ``call()`` with the kernels ``names`` of ``module`` replaced by recorders; return the recorders."""
+    caps = {n: _Capture(getattr(module, n)) for n in names}
+    with mock.patch.multiple(module, **caps):
+        call()
+    return caps
+
+
 def capture_forward(args, cfg: KernelConfig):
     q, k, v, f = _inputs(args)
-    real = fwd_mod._attn_fwd_kernel
-    cap = fwd_mod._attn_fwd_kernel = _Capture(real)
-    try:
-        fwd_mod.attention_forward(q, k, v, f, config=cfg)
-    finally:
-        fwd_mod._attn_fwd_kernel = real
-    _, a, kw = cap.calls[0]
-    return real, a, kw
+    cap = _captured(fwd_mod, ["_attn_fwd_kernel"], lambda: fwd_mod.attention_forward(q, k, v, f, config=cfg))
+    _, a, kw = cap["_attn_fwd_kernel"].calls[0]
+    return cap["_attn_fwd_kernel"].fn, a, kw
 
 
 _BWD_KERNELS = {"dq": "_attn_bwd_dq_kernel", "dkdv": "_attn_bwd_dkdv_kernel", "fused": "_attn_bwd_fused_kernel",
@@ -148,21 +152,13 @@ def capture_backward(args, cfg: KernelConfig):
     """The launch of one backward kernel (``args.kernel``: dq, dkdv or fused) with ``cfg`` as its tiles."""
     q, k, v, f = _inputs(args)
     out, lse = torch.randn_like(q), torch.randn(q.shape[0], q.shape[2], q.shape[1])
-    name = _BWD_KERNELS[args.kernel]
-    real = {n: getattr(bwd_mod, n) for n in _BWD_KERNELS.values()}
-    caps = {n: _Capture(fn) for n, fn in real.items()}
-    for n, cap in caps.items():
-        setattr(bwd_mod, n, cap)
-    try:
-        mode = "fused" if args.kernel == "fused" else "split"
-        dq_cfg = KernelConfig(*map(int, args.dq_cfg.split(","))) if args.dq_cfg else cfg
-        bwd_mod.attention_backward(torch.randn_like(q), q, k, v, out, lse, f, dkdv_config=cfg, dq_config=dq_cfg,
-                                   dq_mode=mode)
-    finally:
-        for n, fn in real.items():
-            setattr(bwd_mod, n, fn)
-    _, a, kw = caps[name].calls[0]
-    return real[name], a, kw
+    mode = "fused" if args.kernel == "fused" else "split"
+    dq_cfg = KernelConfig(*map(int, args.dq_cfg.split(","))) if args.dq_cfg else cfg
+    caps = _captured(bwd_mod, _BWD_KERNELS.values(), lambda: bwd_mod.attention_backward(
+        torch.randn_like(q), q, k, v, out, lse, f, dkdv_config=cfg, dq_config=dq_cfg, dq_mode=mode))
+    cap = caps[_BWD_KERNELS[args.kernel]]
+    _, a, kw = cap.calls[0]
+    return cap.fn, a, kw
 
 
 def main() -> None:

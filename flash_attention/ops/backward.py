@@ -683,8 +683,7 @@ def attention_backward(
     use_tma = not lay.varlen and configs.backward_tma(head_dim, block_d, local)
 
     def descriptors(tensors, rows):
-        # None (pointer loads) where the copy engine cannot take one of the tensors.
-        return (tile_descriptors(tensors, rows, block_d) if use_tma else None) or (None,) * len(tensors)
+        return tile_descriptors(tensors, rows, block_d) if use_tma else (None,) * len(tensors)
 
     def launch_dkdv(cfg: KernelConfig) -> None:
         q_desc, do_desc = descriptors((q, dout), cfg.block_m)

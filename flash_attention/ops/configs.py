@@ -68,6 +68,7 @@ def forward_tma(head_dim: int, block_d: int, local: bool) -> bool:
         return FWD_TMA
     return head_dim == block_d == 128 and local
 
+
 # Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors
 # (ops/backward.py). None = where it measured faster (backward_tma below); True/False force it on/off.
 BWD_TMA: bool | None = None

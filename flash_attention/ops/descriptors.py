@@ -21,10 +21,11 @@ def tma_compatible(t: torch.Tensor) -> bool:
             and all(st > 0 and st * size % 16 == 0 for st in t.stride()[:-1]))
 
 
-def tile_descriptors(tensors: Tuple[torch.Tensor, ...], rows: int, block_d: int) -> Optional[Tuple[Any, ...]]:
-    """One descriptor per tensor with a ``[1, rows, 1, block_d]`` box, or None when any tensor cannot take one."""
+def tile_descriptors(tensors: Tuple[torch.Tensor, ...], rows: int, block_d: int) -> Tuple[Optional[Any], ...]:
+    """One descriptor per tensor with a ``[1, rows, 1, block_d]`` box; all None (pointer loads) when any tensor
+    cannot take one."""
     if not all(tma_compatible(t) for t in tensors):
-        return None
+        return (None,) * len(tensors)
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     return tuple(TensorDescriptor(t, list(t.shape), list(t.stride()), [1, rows, 1, block_d]) for t in tensors)

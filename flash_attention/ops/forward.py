@@ -288,8 +288,7 @@ def kv_descriptors(k: torch.Tensor, v: torch.Tensor, varlen: bool, local: bool, 
     only."""
     if not configs.forward_tma(k.shape[-1], block_d, local) or varlen:
         return None, None
-    descs = tile_descriptors((k, v), block_n, block_d)
-    return descs if descs is not None else (None, None)
+    return tile_descriptors((k, v), block_n, block_d)
 
 
 def attention_forward(
