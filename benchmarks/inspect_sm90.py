@@ -6,11 +6,16 @@ the compiler waits for them. The launch arguments are captured from a real launc
 signature, the 16-byte divisibility hints and the constexprs match what the GPU sees.
 
     python benchmarks/inspect_sm90.py --kernel forward --d 128 --causal 0 --cfg 128,128,8,3 --dump /tmp/fwd
+    python benchmarks/inspect_sm90.py --kernel gluon --d 128 --causal 1 --json   # the Gluon forward, its defaults
+
+Gluon kernels compile only outside Triton's interpreter (its standard library turns into interpreted functions),
+so run this without ``TRITON_INTERPRET=1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -27,6 +32,8 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 from flash_attention.features import Features
 from flash_attention.ops import backward as bwd_mod
 from flash_attention.ops import forward as fwd_mod
+from flash_attention.ops import backward_sm90 as bwd_sm90_mod
+from flash_attention.ops import forward_sm90 as sm90_mod
 from flash_attention.ops.configs import KernelConfig
 
 _TYPES = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32", torch.int32: "*i32",
@@ -82,6 +89,29 @@ def _signature(fn, args: Tuple[Any, ...], kwargs: Dict[str, Any]):
             raise TypeError(f"{name}: {type(val)}")
     options = {k: kwargs[k] for k in ("num_warps", "num_stages", "maxnreg") if k in kwargs}
     return sig, consts, attrs, options
+
+
+def compile_gluon_sm90(fn, args, kwargs):
+    """Compile a Gluon kernel for sm_90, its signature taken from Triton's own argument specialisation."""
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import BaseBackend
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    values = dict(zip(fn.arg_names, args))
+    values.update({k: v for k, v in kwargs.items() if k in fn.arg_names})
+    constexpr_names = {p.name for p in fn.params if p.is_constexpr}
+    sig, consts, attrs = {}, {}, {}
+    for i, name in enumerate(fn.arg_names):
+        ty, key = ("constexpr", None) if name in constexpr_names else native_specialize_impl(
+            BaseBackend, values[name], False, True, True)
+        sig[name] = ty
+        if ty == "constexpr":
+            consts[name] = values[name]
+        elif key == "D":
+            attrs[(i,)] = [["tt.divisibility", 16]]
+    options = {k: kwargs[k] for k in ("num_warps", "num_stages", "maxnreg") if k in kwargs}
+    src = GluonASTSource(fn, signature=sig, constexprs=consts, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
 
 
 def compile_sm90(fn, args, kwargs):
@@ -144,6 +174,28 @@ def capture_forward(args, cfg: KernelConfig):
     return cap["_attn_fwd_kernel"].fn, a, kw
 
 
+def capture_gluon(args, spec: str | None):
+    """The launch of the Gluon forward with its defaults, or ``spec`` = "block_n,stages"."""
+    q, k, v, f = _inputs(args)
+    out, lse = torch.empty_like(q), torch.empty(q.shape[0], q.shape[2], q.shape[1])
+    block_n, stages = map(int, spec.split(",")) if spec else (0, 0)
+    cap = _captured(sm90_mod, ["_attn_fwd_sm90"], lambda: sm90_mod.attention_forward_sm90(
+        q, k, v, f, out, lse, block_n, stages))
+    _, a, kw = cap["_attn_fwd_sm90"].calls[0]
+    return cap["_attn_fwd_sm90"].fn, a, kw
+
+
+def capture_gluon_bwd(args, spec: str | None):
+    """The launch of the experimental Gluon dK/dV kernel with its defaults, or ``spec`` = "stages"."""
+    q, k, v, f = _inputs(args)
+    lse = torch.empty(q.shape[0], q.shape[2], q.shape[1])
+    cap = _captured(bwd_sm90_mod, ["_attn_bwd_dkdv_sm90"], lambda: bwd_sm90_mod.attention_backward_dkdv_sm90(
+        q, k, v, torch.randn_like(q), lse, lse, torch.empty_like(k), torch.empty_like(v), f,
+        int(spec) if spec else 0))
+    _, a, kw = cap["_attn_bwd_dkdv_sm90"].calls[0]
+    return cap["_attn_bwd_dkdv_sm90"].fn, a, kw
+
+
 _BWD_KERNELS = {"dq": "_attn_bwd_dq_kernel", "dkdv": "_attn_bwd_dkdv_kernel", "fused": "_attn_bwd_fused_kernel",
                 "preprocess": "_attn_bwd_preprocess_kernel"}
 
@@ -163,16 +215,18 @@ def capture_backward(args, cfg: KernelConfig):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernel", default="forward", choices=["forward", "dq", "dkdv", "fused"])
+    ap.add_argument("--kernel", default="forward", choices=["forward", "dq", "dkdv", "fused", "gluon", "gluon-dkdv"])
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--causal", type=int, default=0)
     ap.add_argument("--window", type=int, default=0)
     ap.add_argument("--seqlen", type=int, default=8192)
-    ap.add_argument("--cfg", action="append", default=None, help="block_m,block_n,warps,stages (repeatable)")
+    ap.add_argument("--cfg", action="append", default=None, help="block_m,block_n,warps,stages (repeatable); "
+                    "--kernel gluon: block_n,stages; gluon-dkdv: stages (default: their defaults)")
     ap.add_argument("--dq-cfg", default=None, help="--kernel fused: the dQ programs' block_m,block_n,warps,stages "
                     "(default: the --cfg)")
     ap.add_argument("--dump", default=None)
+    ap.add_argument("--json", action="store_true", help="one JSON object per compiled kernel (for the tests)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
                     help="force a boolean switch of flash_attention.ops.configs (e.g. FWD_TMA=1), repeatable")
     args = ap.parse_args()
@@ -183,12 +237,22 @@ def main() -> None:
         if not hasattr(configs, name):
             raise SystemExit(f"flash_attention.ops.configs has no switch {name}")
         setattr(configs, name, bool(int(val)))
-    for spec in args.cfg or ["128,128,8,3"]:
-        cfg = KernelConfig(*map(int, spec.split(",")))
-        capture = capture_forward if args.kernel == "forward" else capture_backward
-        fn, a, kw = capture(args, cfg)
-        kernel = compile_sm90(fn, a, kw)
-        print(spec, report(kernel, args.dump, f"{args.kernel}_d{args.d}_c{args.causal}_{spec.replace(',', '_')}"))
+    gluon = args.kernel.startswith("gluon")
+    for spec in args.cfg or ([None] if gluon else ["128,128,8,3"]):
+        if gluon:
+            fn, a, kw = (capture_gluon if args.kernel == "gluon" else capture_gluon_bwd)(args, spec)
+            kernel = compile_gluon_sm90(fn, a, kw)
+        else:
+            cfg = KernelConfig(*map(int, spec.split(",")))
+            capture = capture_forward if args.kernel == "forward" else capture_backward
+            fn, a, kw = capture(args, cfg)
+            kernel = compile_sm90(fn, a, kw)
+        tag = f"{args.kernel}_d{args.d}_c{args.causal}_{(spec or 'default').replace(',', '_')}"
+        res = report(kernel, args.dump, tag)
+        if gluon:
+            res["setmaxnreg"] = sorted(set(re.findall(r"setmaxnreg\.(?:inc|dec)\.sync\.aligned\.u32\s+(\d+)",
+                                                      kernel.asm["ptx"])), key=int)
+        print(json.dumps(dict(spec=spec, **res)) if args.json else f"{spec} {res}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from . import configs
+from . import backward_sm90, configs
 from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dkdv_atomic_configs, dkdv_configs, dot_precision,
                       dq_configs, interpreting, launch_with_fallback, next_power_of_2)
 from .descriptors import tile_descriptors
@@ -669,6 +669,11 @@ def attention_backward(
     if dq_mode not in (None, "split", "fused", "atomic", "tma"):
         raise ValueError(f"dq_mode must be None, 'split', 'fused', 'atomic' or 'tma', got {dq_mode!r}")
     mode = "split" if bias_grad else (dq_mode or default_dq_mode(q, local))
+    # The experimental Gluon dK/dV kernel (off unless configs.BWD_GLUON) pairs with the split dQ kernel.
+    gluon_dkdv = mode in ("split", "fused") and dq_mode is None and not bias_grad and backward_sm90.supported(
+        q, k, v, dout, dk, dv, f)
+    if gluon_dkdv:
+        mode = "split"
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions
     dq_acc = None
@@ -760,7 +765,10 @@ def attention_backward(
         return dq, dk, dv, dbias
     if mode in ("atomic", "tma"):
         dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
-    launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
+    if gluon_dkdv:
+        backward_sm90.attention_backward_dkdv_sm90(q, k, v, dout, lse2, delta, dk, dv, f)
+    else:
+        launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
     if mode != "split":
         acc = dq_acc.view(nheads, lay.total_q, head_dim).transpose(0, 1) if lay.varlen else \
             dq_acc.view(batch, nheads, seqlen_q, head_dim).transpose(1, 2)

@@ -69,6 +69,31 @@ def forward_tma(head_dim: int, block_d: int, local: bool) -> bool:
     return head_dim == block_d == 128 and local
 
 
+# Forward on Hopper: the warp-specialized Gluon kernel (ops/forward_sm90.py) where it covers the call. None = where
+# it measured faster (forward_gluon below); True/False force it on/off wherever it applies (A/B scripts, tests).
+FWD_GLUON: bool | None = None
+# Its key rows per stage, its overlapped loop (tile j's S = Q K^T issued before tile j-1's P V) and the consumers'
+# turn-taking; A/B in benchmarks/ab_gluon.py.
+GLUON_BLOCK_N = 128
+GLUON_OVERLAP = True
+GLUON_PINGPONG = False
+GLUON_D64_MIN_SEQLEN = 8192
+
+
+def forward_gluon(head_dim: int, seqlen_k: int) -> bool:
+    """Whether a call the Gluon forward covers takes it. H200, bf16, the Gluon kernel against the tl kernel in the
+    same process (results/sweeps/h200-2026-12-02-gluon-fwd-ab-bf16-{b,c}.csv, direct kernel calls): head_dim 128
+    ahead at every length (16K 593 vs 537 TFLOPS, 1K 512 vs 444; causal 4K 561 vs 467); head_dim 64 behind at 1K-2K
+    (1K 358 vs 402, 2K 402 vs 432, causal 2K 324 vs 343), even at 4K (422 vs 426), ahead from 8K (438 vs 422, causal
+    421 vs 397; 16K 451 vs 440)."""
+    if FWD_GLUON is not None:
+        return FWD_GLUON
+    return head_dim == 128 or seqlen_k >= GLUON_D64_MIN_SEQLEN
+
+# Backward on Hopper: the experimental Gluon dK/dV kernel (ops/backward_sm90.py), paired with the split dQ kernel.
+# Off until it has run and been measured on a GPU (tests/st/test_gpu_backward_sm90.py, benchmarks/ab_backward.py).
+BWD_GLUON = False
+
 # Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors
 # (ops/backward.py). None = where it measured faster (backward_tma below); True/False force it on/off.
 BWD_TMA: bool | None = None

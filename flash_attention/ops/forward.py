@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from . import configs
+from . import configs, forward_sm90
 from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dot_precision, forward_configs, launch_with_fallback,
                       next_power_of_2)
 from .descriptors import tile_descriptors
@@ -317,6 +317,9 @@ def attention_forward(
     if lay.seqlen_k == 0:
         out.zero_()
         lse.fill_(float("-inf"))
+        return out, lse
+    if config is None and f.tiling == "auto" and forward_sm90.supported(q, k, v, out, f):
+        forward_sm90.attention_forward_sm90(q, k, v, f, out, lse)
         return out, lse
     head_dim = lay.head_dim
     block_d = max(16, next_power_of_2(head_dim))

@@ -1,0 +1,308 @@
+"""Hopper (sm_90) forward in Gluon: a warp-specialized kernel for plain and causal attention.
+
+Triton 3.6 does not warp-specialize our ``tl`` forward on Hopper (benchmarks/NOTES.md), so its softmax and its
+matrix products share the same warps and wait on each other. This kernel is written one level lower, in Gluon
+(Triton's layout-explicit dialect, shipped in the same wheel), to give each job its own warps:
+
+- one producer warp group streams K and V tiles into a ring of shared-memory stages through TMA, each stage
+  guarded by a "ready" barrier (bytes landed) and an "empty" barrier (both consumers done with it);
+- two consumer warp groups each own 64 of the program's 128 query rows: ``S = Q K^T`` and ``O += P V`` run as
+  asynchronous warp-group MMAs from shared memory (P from registers), with the online softmax between them.
+  In the default loop form (``configs.GLUON_OVERLAP``) tile j's ``S`` is issued together with tile j-1's
+  ``P V``, and tile j's softmax runs while that ``P V`` is still on the tensor cores: each warp group overlaps its
+  own softmax with its own matrix products, which the tl kernel cannot.
+
+The producer spends its time waiting, so it gives its registers to the consumers (``worker_num_regs``). Each
+consumer's half of the Q tile takes its output tile at the end (its last read of Q has completed by then), which
+leaves room for three K/V stages at head_dim 128.
+
+Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/ALiBi/bias/mask/dropout/window/varlen; causal
+with any diagonal; GQA; any sequence lengths (a tile past the end of the keys is zero-filled by the copy engine and
+masked; output rows past the end of the queries are clipped by the TMA store). Everything else, and every
+non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this kernel is tested on
+the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Tuple
+
+import torch
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
+                                                              warpgroup_mma_wait)
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+from ..features import Features
+from . import configs
+from .configs import cdiv
+from .descriptors import tma_compatible
+
+LOG2E = 1.4426950408889634
+
+# Query rows per consumer warp group (one wgmma M=64 each), consumer warp groups, query rows per program.
+ROWS = gl.constexpr(64)
+CONSUMERS = gl.constexpr(2)
+BLOCK_M = gl.constexpr(128)
+
+
+@gluon.constexpr_function
+def mma_layout(n):
+    # Four warps (one warp group) stacked along the rows; the instruction spans all n columns.
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, n, 16])
+
+
+@gluon.jit
+def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
+              off_b, off_h, off_hk, m0, lo, hi, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    # Q arrives as one 64-row half per consumer; each half later holds that consumer's output tile.
+    mbarrier.expect(q_bar, 2 * q_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0, 0], q_bar, q_smem.index(0))
+    tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + ROWS, 0], q_bar, q_smem.index(1))
+    i = 0
+    for start in range(lo, hi, BLOCK_N):
+        s = i % STAGES
+        # A fresh barrier counts as having completed the phase before 0, so the first lap does not wait.
+        mbarrier.wait(kv_empty.index(s), ((i // STAGES) & 1) ^ 1)
+        mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, start, 0], k_ready.index(s), k_smem.index(s))
+        mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, start, 0], v_ready.index(s), v_smem.index(s))
+        i += 1
+
+
+@gluon.jit
+def _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL: gl.constexpr):
+    """Online-softmax step for one score tile: ``(p, alpha, m_new, l_new)``. Scores stay unscaled; the scale and
+    log2(e) fold into the exp2 argument."""
+    if start >= full_hi:
+        # Tiles past the band's full part or hanging over the end of the keys: mask, and keep rows that have seen
+        # nothing yet at m = -inf without producing NaN (subtract 0 instead).
+        offs_n = start + gl.arange(0, qk.shape[1], layout=gl.SliceLayout(0, qk.type.layout))
+        ok = offs_n[None, :] < seqlen_k
+        if CAUSAL:
+            ok = ok & (offs_n[None, :] <= offs_m[:, None] + diag)
+        qk = gl.where(ok, qk, float("-inf"))
+        m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
+        m_use = gl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
+        m_use = m_new
+    p = gl.exp2(qk * qk_scale - m_use[:, None])
+    alpha = gl.exp2(m_i - m_use)
+    return p, alpha, m_new, l_i * alpha + gl.sum(p, 1)
+
+
+@gluon.jit
+def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
+              off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
+              CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+              CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+    dtype: gl.constexpr = o_desc.dtype
+    s_layout: gl.constexpr = mma_layout(BLOCK_N)
+    o_layout: gl.constexpr = mma_layout(HEAD_DIM)
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+
+    r0 = m0 + CID * ROWS
+    offs_m = r0 + gl.arange(0, ROWS, layout=row_s)
+    m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
+    l_i = gl.zeros([ROWS], gl.float32, layout=row_s)
+    acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
+    zero_s = gl.zeros([ROWS, BLOCK_N], gl.float32, layout=s_layout)
+    q_tile = q_smem.index(CID)
+    q = q_tile.reshape([ROWS, HEAD_DIM])
+
+    mbarrier.wait(q_bar, 0)
+    if OVERLAP:
+        # Software pipeline within the warp group: tile j's S = Q K^T is issued before tile j-1's O += P V, and
+        # the softmax of tile j runs while that P V is still on the tensor cores.
+        if lo < hi:
+            mbarrier.wait(k_ready.index(0), 0)
+            qk = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
+                               use_acc=False)
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+            pa = gl.convert_layout(p.to(dtype), p_layout)
+            if PINGPONG:
+                if CID == 1:
+                    mbarrier.arrive(turn.index(0), count=1)  # consumer 0 issues first
+            i = 1
+            for start in range(lo + BLOCK_N, hi, BLOCK_N):
+                s = i % STAGES
+                prev = (i - 1) % STAGES
+                mbarrier.wait(k_ready.index(s), (i // STAGES) & 1)
+                mbarrier.wait(v_ready.index(prev), ((i - 1) // STAGES) & 1)
+                if PINGPONG:
+                    # The two consumers take turns issuing their products, so one's softmax meets the other's
+                    # matrix products instead of both computing the same thing at the same time.
+                    mbarrier.wait(turn.index(CID), (i - 1) & 1)
+                qk = warpgroup_mma(q, k_smem.index(s).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
+                                   use_acc=False, is_async=True)
+                acc = warpgroup_mma(pa, v_smem.index(prev).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
+                if PINGPONG:
+                    mbarrier.arrive(turn.index(1 - CID), count=1)
+                qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
+                p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale,
+                                              CAUSAL)
+                acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
+                mbarrier.arrive(kv_empty.index(prev), count=1)
+                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                pa = gl.convert_layout(p.to(dtype), p_layout)
+                i += 1
+            last = (i - 1) % STAGES
+            mbarrier.wait(v_ready.index(last), ((i - 1) // STAGES) & 1)
+            acc = warpgroup_mma(pa, v_smem.index(last).reshape([BLOCK_N, HEAD_DIM]), acc)
+            mbarrier.arrive(kv_empty.index(last), count=1)
+    else:
+        i = 0
+        for start in range(lo, hi, BLOCK_N):
+            s = i % STAGES
+            phase = (i // STAGES) & 1
+            mbarrier.wait(k_ready.index(s), phase)
+            qk = warpgroup_mma(q, k_smem.index(s).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
+                               use_acc=False, is_async=True)
+            qk = warpgroup_mma_wait(num_outstanding=0, deps=(qk,))
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+            pa = gl.convert_layout(p.to(dtype), p_layout)
+            mbarrier.wait(v_ready.index(s), phase)
+            acc = warpgroup_mma(pa, v_smem.index(s).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+            mbarrier.arrive(kv_empty.index(s), count=1)
+            i += 1
+
+    # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
+    empty = l_i == 0.0
+    l_safe = gl.where(empty, 1.0, l_i)
+    out = acc / gl.convert_layout(l_safe, row_o)[:, None]
+    lse = gl.where(empty, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
+    gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
+    # This warp group's last read of its Q half has completed (every MMA was waited for): the half takes the
+    # output tile. Rows past seqlen_q fall outside the descriptor's bounds, and the copy engine drops them.
+    q.store(out.to(dtype))
+    fence_async_shared()
+    tma.async_copy_shared_to_global(o_desc, [off_b, off_h, r0, 0], q_tile)
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
+def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, seqlen_q, seqlen_k, group, diag,
+                   qk_scale, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                   CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+    dtype: gl.constexpr = q_desc.dtype
+    num_m = gl.num_programs(0)
+    # Causal: later query tiles carry more keys; start them first so the tail of the grid is short.
+    pid_m = (num_m - 1 - gl.program_id(0)) if CAUSAL else gl.program_id(0)
+    off_h = gl.program_id(1)
+    off_b = gl.program_id(2)
+    off_hk = off_h // group
+    m0 = pid_m * BLOCK_M
+
+    lo = 0
+    hi = seqlen_k
+    # Key tiles below full_hi need no mask for any row of this program.
+    full_hi = (seqlen_k // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        hi = gl.minimum(hi, gl.maximum(m0 + BLOCK_M + diag, 0))
+        full_hi = gl.minimum(full_hi, gl.maximum(((m0 + diag + 1) // BLOCK_N) * BLOCK_N, 0))
+
+    q_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, 1, 1, ROWS, HEAD_DIM], q_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for c in gl.static_range(CONSUMERS):
+        mbarrier.init(turn.index(c), count=1)
+    for st in gl.static_range(STAGES):
+        mbarrier.init(k_ready.index(st), count=1)
+        mbarrier.init(v_ready.index(st), count=1)
+        mbarrier.init(kv_empty.index(st), count=CONSUMERS)
+
+    lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+    gl.warp_specialize([
+        (_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
+                     off_b, off_h, off_hk, m0, lo, hi, BLOCK_N, STAGES)),
+        (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
+                     off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
+                     0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, OVERLAP, PINGPONG)),
+        (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
+                     off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
+                     1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, OVERLAP, PINGPONG)),
+    ], [4, 4], [240, 240])
+
+
+@functools.lru_cache(maxsize=None)
+def _is_sm90(index: int) -> bool:
+    return torch.cuda.get_device_capability(index)[0] == 9
+
+
+def covers(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
+    """Whether the kernel computes this attention at all (see the module docstring)."""
+    return (dtype in (torch.float16, torch.bfloat16) and head_dim in (64, 128) and not f.varlen and f.softcap == 0
+            and f.alibi_slopes is None and f.attn_bias is None and f.attn_mask is None and f.dropout_p == 0
+            and tuple(f.window_size) == (-1, -1) and f.window_block == 1)
+
+
+def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, f: Features) -> bool:
+    """Whether this kernel takes the call: an sm_90 GPU, tensors the copy engine can address, an attention it
+    covers, and a shape where it measured faster than the tl kernel (``configs.forward_gluon``)."""
+    if configs.interpreting() or q.device.type != "cuda" or not configs.forward_gluon(q.shape[-1], k.shape[1]):
+        return False
+    return (covers(q.dtype, q.shape[-1], f) and _is_sm90(q.device.index or 0)
+            and all(tma_compatible(t) for t in (q, k, v, out)))
+
+
+def descriptors(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                block_n: int) -> Tuple[TensorDescriptor, ...]:
+    """The forward's Q, K, V and output descriptors (64-row Q and output boxes: one per consumer)."""
+    return bhsd_descriptors((q, k, v, out), (ROWS.value, block_n, block_n, ROWS.value))
+
+
+def bhsd_descriptors(tensors: Tuple[torch.Tensor, ...], rows: Tuple[int, ...]) -> Tuple[TensorDescriptor, ...]:
+    """Descriptors over (batch, heads, seqlen, headdim) views of (batch, seqlen, heads, headdim) tensors, so each
+    box ``[1, 1, rows, headdim]`` is a plain row-major tile; no copy is made. The views' shapes and strides are
+    written out instead of building the views, and the layouts are cached: 63 -> 14 us for the forward's four
+    descriptors on the CPU machine, which counts at short sequences."""
+    out = []
+    for t, r in zip(tensors, rows):
+        b, s, h, d = t.shape
+        sb, ss, sh, sd = t.stride()
+        out.append(TensorDescriptor(t, [b, h, s, d], [sb, sh, ss, sd], [1, 1, r, d], smem_layout(r, d, t.dtype)))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def smem_layout(rows: int, head_dim: int, dtype: torch.dtype) -> gl.NVMMASharedLayout:
+    """The shared-memory layout of a ``[1, 1, rows, head_dim]`` tile (128-byte swizzle at head_dim >= 64)."""
+    return gl.NVMMASharedLayout.get_default_for([1, 1, rows, head_dim],
+                                                gl.float16 if dtype == torch.float16 else gl.bfloat16)
+
+
+def stages_for(head_dim: int, block_n: int) -> int:
+    """As many K/V stages as fit beside Q and the output tiles in 227 KB of shared memory (at most 4)."""
+    tile = block_n * head_dim * 2
+    fixed = BLOCK_M.value * head_dim * 2  # Q (128 rows), whose halves take the output tiles at the end
+    return max(2, min(4, (227 * 1024 - fixed - 1024) // (2 * tile)))
+
+
+def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features, out: torch.Tensor,
+                           lse: torch.Tensor, block_n: int = 0, stages: int = 0, overlap: bool | None = None,
+                           pingpong: bool | None = None) -> None:
+    """Launch the Gluon forward into ``out``/``lse`` (already allocated; ``supported`` was checked)."""
+    batch, seqlen_q, nheads, head_dim = q.shape
+    seqlen_k, nheads_k = k.shape[1], k.shape[2]
+    block_n = block_n or configs.GLUON_BLOCK_N
+    stages = stages or stages_for(head_dim, block_n)
+    grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
+    _attn_fwd_sm90[grid](*descriptors(q, k, v, out, block_n), lse, nheads * seqlen_q, seqlen_q, seqlen_q,
+                         seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E,
+                         HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
+                         OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
+                         PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)

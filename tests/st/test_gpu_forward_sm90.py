@@ -1,0 +1,63 @@
+"""GPU suite for the Gluon Hopper forward (ops/forward_sm90.py): against the float64 reference through the same
+``check_case`` as the tl kernels, at ragged lengths, both diagonals, GQA and strided views; and a check that these
+calls really take the Gluon kernel. Skipped without an sm_90 GPU."""
+
+from unittest import mock
+
+import pytest
+import torch
+
+from flash_attention.ops import configs, forward_sm90
+from flash_attention.testing import AttnCase, cases_product, check_case
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
+DTYPES = [torch.float16, torch.bfloat16]
+SEQLENS = [(1, 1), (17, 17), (63, 200), (200, 63), (1000, 1000), (1024, 1024), (2049, 2049), (4096, 1024),
+           (1024, 4096), (1, 4096), (129, 129)]
+
+
+@pytest.fixture
+def gluon_calls():
+    """Counts the Gluon launches, so a silent fallback to the tl kernels fails the test. Forces the kernel on where
+    it applies (the default picks it by head_dim and length, ``configs.forward_gluon``)."""
+    with mock.patch.object(forward_sm90, "attention_forward_sm90", wraps=forward_sm90.attention_forward_sm90) as m, \
+            mock.patch.object(configs, "FWD_GLUON", True):
+        yield m
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", cases_product(SEQLENS, heads=((8, 2),), head_dims=(64, 128)), ids=str)
+def test_gluon_forward(case, dtype, gluon_calls):
+    check_case(case, dtype, "cuda", backward=False)
+    assert gluon_calls.call_count == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("layout", ["bshd", "bhsd"])
+def test_gluon_forward_gqa_strided(causal, layout, dtype, gluon_calls):
+    check_case(AttnCase(2, 1500, 1700, 16, 4, 128, causal), dtype, "cuda", layout=layout)
+    assert gluon_calls.call_count == 1
+
+
+@pytest.mark.parametrize("block_n,stages,overlap,pingpong", [
+    (128, 2, False, False), (128, 3, False, False), (64, 4, False, False), (128, 2, True, False),
+    (128, 3, True, False), (64, 4, True, False), (128, 3, True, True), (64, 4, True, True)])
+@pytest.mark.parametrize("case", [AttnCase(2, 777, 1500, 8, 8, 128), AttnCase(2, 777, 1500, 8, 8, 128, causal=True),
+                                  AttnCase(1, 1500, 700, 8, 2, 64, causal=True), AttnCase(2, 129, 129, 4, 4, 64),
+                                  AttnCase(1, 1, 1, 2, 2, 128, causal=True)], ids=str)
+def test_gluon_forward_tiles(block_n, stages, overlap, pingpong, case, gluon_calls):
+    """Every key-tile size, stage count and loop form the benchmarks try gives the reference's answer."""
+    with mock.patch.multiple(configs, GLUON_BLOCK_N=block_n, GLUON_OVERLAP=overlap, GLUON_PINGPONG=pingpong), \
+            mock.patch.object(forward_sm90, "stages_for", return_value=stages):
+        check_case(case, torch.bfloat16, "cuda", backward=False)
+    assert gluon_calls.call_count == 1
+
+
+def test_gluon_declines_other_features(gluon_calls):
+    """Softcap, windows and dropout go to the tl kernels (and still pass)."""
+    for case in (AttnCase(2, 300, 300, 4, 4, 128, softcap=30.0), AttnCase(2, 300, 300, 4, 4, 128, window_size=(64, 0)),
+                 AttnCase(2, 300, 300, 4, 4, 96)):
+        check_case(case, torch.bfloat16, "cuda", backward=False)
+    assert gluon_calls.call_count == 0

@@ -1,0 +1,111 @@
+"""The Gluon Hopper forward (ops/forward_sm90.py) without a GPU: what it covers, when it is chosen, its shared
+memory plan, and its compilation for sm_90 (Triton's wheel carries ptxas): no register spills, the producer's
+registers handed to the consumers, the overlapped loop's ``wgmma.wait_group 1``. Its numerics run on the GPU
+(tests/st/test_gpu_forward_sm90.py); Gluon has no interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+
+from flash_attention.features import Features
+from flash_attention.ops import configs, forward_sm90
+
+ROOT = Path(__file__).resolve().parents[2]
+SMEM_LIMIT = 227 * 1024  # per block on sm_90
+
+
+def test_covers_plain_and_causal_only():
+    plain = Features(0.1)
+    assert forward_sm90.covers(torch.bfloat16, 128, plain)
+    assert forward_sm90.covers(torch.float16, 64, Features(0.1, causal=True, diag=-5))
+    assert not forward_sm90.covers(torch.float32, 128, plain)
+    assert not forward_sm90.covers(torch.bfloat16, 96, plain)
+    for other in (Features(0.1, softcap=30.0), Features(0.1, window_size=(64, 0)), Features(0.1, dropout_p=0.1),
+                  Features(0.1, alibi_slopes=torch.ones(4)), Features(0.1, attn_mask=torch.ones(1, 1, 4, 4) > 0),
+                  Features(0.1, attn_bias=torch.zeros(1, 1, 4, 4)), Features(0.1, causal=True, window_block=4),
+                  Features(0.1, cu_seqlens_q=torch.zeros(2, dtype=torch.int32))):
+        assert not forward_sm90.covers(torch.bfloat16, 128, other)
+
+
+def test_never_on_cpu_tensors():
+    q = torch.randn(1, 256, 2, 128, dtype=torch.bfloat16)
+    with mock.patch.object(configs, "FWD_GLUON", True):
+        assert not forward_sm90.supported(q, q, q, q, Features(0.1))
+
+
+def test_default_choice_by_head_dim_and_length():
+    assert configs.forward_gluon(128, 1024) and configs.forward_gluon(128, 65536)
+    assert not configs.forward_gluon(64, 4096) and configs.forward_gluon(64, 8192)
+    with mock.patch.object(configs, "FWD_GLUON", False):
+        assert not configs.forward_gluon(128, 16384)
+    with mock.patch.object(configs, "FWD_GLUON", True):
+        assert configs.forward_gluon(64, 1024)
+
+
+@pytest.mark.parametrize("head_dim,block_n,stages", [(128, 128, 3), (64, 128, 4), (128, 64, 4), (64, 64, 4)])
+def test_stages_fit_shared_memory(head_dim, block_n, stages):
+    assert forward_sm90.stages_for(head_dim, block_n) == stages
+    used = (forward_sm90.BLOCK_M.value + 2 * stages * block_n) * head_dim * 2
+    assert used <= SMEM_LIMIT - 1024
+
+
+def _inspect(*extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # Gluon compiles outside it only
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inspect_sm90.py"), "--kernel", "gluon",
+                          "--seqlen", "1000", "--json", *extra], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("causal", [0, 1])
+def test_compiles_for_sm90(head_dim, causal):
+    r = _inspect("--d", str(head_dim), "--causal", str(causal))
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r  # no spills
+    assert r["shared"] <= SMEM_LIMIT, r
+    assert r["wgmma"] > 0 and r["hgmma_sass"] == r["wgmma"], r
+    assert "1" in r["waits"], r  # the overlapped loop keeps one product in flight through the softmax
+    assert {"24", "240"} <= set(r["setmaxnreg"]), r  # producer down to 24 registers, consumers up to 240
+
+
+def test_compiles_other_loop_forms():
+    r = _inspect("--d", "128", "--causal", "1", "--cfg", "64,4", "--set", "GLUON_OVERLAP=0")
+    assert r["ldl"] == 0 and r["stl"] == 0 and "1" not in r["waits"], r
+    r = _inspect("--d", "128", "--cfg", "128,3", "--set", "GLUON_PINGPONG=1")
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT, r
+
+
+@pytest.mark.parametrize("layout", ["bshd", "bhsd", "sliced"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_descriptors_match_permuted_views(layout, dtype):
+    """The descriptors built from the tensors' own strides (no permuted view, cached layouts) carry what
+    descriptors over (batch, heads, seqlen, headdim) views carry: base pointer, shape, strides, box, layout,
+    padding and the specialisation key."""
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import BaseBackend
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    b, s, h, d = 2, 300, 4, 128
+    if layout == "bshd":
+        t = torch.randn(b, s, h, d, dtype=dtype)
+    elif layout == "bhsd":
+        t = torch.randn(b, h, s, d, dtype=dtype).transpose(1, 2)
+    else:  # a window of a longer sequence and a head slice: strides that match no contiguous shape
+        t = torch.randn(b, s + 64, h + 2, d, dtype=dtype)[:, 32:32 + s, 1:1 + h]
+    view = t.permute(0, 2, 1, 3)
+    for desc, rows in zip(forward_sm90.descriptors(t, t, t, t, 128), (64, 128, 128, 64)):
+        ref = TensorDescriptor(view, list(view.shape), list(view.stride()), [1, 1, rows, d],
+                               forward_sm90.smem_layout(rows, d, dtype))
+        assert desc.base.data_ptr() == ref.base.data_ptr() and desc.base.dtype == ref.base.dtype
+        assert (desc.shape, desc.strides, desc.block_shape, desc.layout, desc.padding) == (
+            ref.shape, ref.strides, ref.block_shape, ref.layout, ref.padding)
+        assert native_specialize_impl(BaseBackend, desc, False, True, True) == native_specialize_impl(
+            BaseBackend, ref, False, True, True)
