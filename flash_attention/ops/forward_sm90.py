@@ -286,7 +286,8 @@ def smem_layout(rows: int, head_dim: int, dtype: torch.dtype) -> gl.NVMMASharedL
 
 
 def stages_for(head_dim: int, block_n: int) -> int:
-    """As many K/V stages as fit beside Q and the output tiles in 227 KB of shared memory (at most 4)."""
+    """As many K/V stages as fit beside the Q tile (whose halves later hold the output) in 227 KB of shared memory
+    (at most 4)."""
     tile = block_n * head_dim * 2
     fixed = BLOCK_M.value * head_dim * 2  # Q (128 rows), whose halves take the output tiles at the end
     return max(2, min(4, (227 * 1024 - fixed - 1024) // (2 * tile)))
