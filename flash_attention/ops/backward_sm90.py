@@ -29,7 +29,7 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import _is_sm90, bhsd_descriptors, covers, mma_layout
+from .forward_sm90 import is_sm90, bhsd_descriptors, covers, mma_layout
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
@@ -166,7 +166,7 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
     attention the Gluon forward covers, tensors the copy engine can address."""
     if not configs.BWD_GLUON or configs.interpreting() or q.device.type != "cuda":
         return False
-    return (covers(q.dtype, q.shape[-1], f) and _is_sm90(q.device.index or 0)
+    return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, dout, dk, dv)))
 
 

@@ -239,7 +239,8 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, se
 
 
 @functools.lru_cache(maxsize=None)
-def _is_sm90(index: int) -> bool:
+def is_sm90(index: int) -> bool:
+    """Whether CUDA device ``index`` is a Hopper GPU (asked once per device: the query costs host time per call)."""
     return torch.cuda.get_device_capability(index)[0] == 9
 
 
@@ -255,7 +256,7 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tens
     covers, and a shape where it measured faster than the tl kernel (``configs.forward_gluon``)."""
     if configs.interpreting() or q.device.type != "cuda" or not configs.forward_gluon(q.shape[-1], k.shape[1]):
         return False
-    return (covers(q.dtype, q.shape[-1], f) and _is_sm90(q.device.index or 0)
+    return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, out)))
 
 
