@@ -29,7 +29,7 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import is_sm90, bhsd_descriptors, covers, mma_layout
+from .forward_sm90 import bhsd_descriptors, covers, is_sm90, mma_layout
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
