@@ -21,13 +21,12 @@ import re
 import subprocess
 import tempfile
 from unittest import mock
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import torch
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from triton.tools.tensor_descriptor import TensorDescriptor
 
 from flash_attention.features import Features
 from flash_attention.ops import backward as bwd_mod
@@ -35,10 +34,6 @@ from flash_attention.ops import forward as fwd_mod
 from flash_attention.ops import backward_sm90 as bwd_sm90_mod
 from flash_attention.ops import forward_sm90 as sm90_mod
 from flash_attention.ops.configs import KernelConfig
-
-_TYPES = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32", torch.int32: "*i32",
-          torch.uint8: "*u8", torch.int64: "*i64"}
-
 
 class _Capture:
     """Stands in for a JIT kernel: ``kernel[grid](*args, **kwargs)`` records the call instead of launching."""
@@ -53,49 +48,12 @@ class _Capture:
         return record
 
 
-def _signature(fn, args: Tuple[Any, ...], kwargs: Dict[str, Any]):
-    names = fn.arg_names
-    constexpr_names = {p.name for p in fn.params if p.is_constexpr}
-    values = dict(zip(names, args))
-    values.update({k: v for k, v in kwargs.items() if k in names})
-    sig, consts, attrs = {}, {}, {}
-    for i, name in enumerate(names):
-        val = values[name]
-        if name in constexpr_names:
-            sig[name] = "constexpr"
-            consts[name] = val
-        elif isinstance(val, torch.Tensor):
-            sig[name] = _TYPES[val.dtype]
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif isinstance(val, TensorDescriptor):
-            dt = _TYPES[val.base.dtype][1:]
-            sig[name] = f"tensordesc<{dt}[{','.join(str(b) for b in val.block_shape)}]>"
-        elif val is None:
-            sig[name] = "constexpr"
-            consts[name] = None
-        elif isinstance(val, bool):
-            sig[name] = "i1"
-        elif isinstance(val, int):
-            if val == 1:  # Triton specialises ints equal to 1 into constants
-                sig[name] = "constexpr"
-                consts[name] = 1
-                continue
-            sig[name] = "i64" if abs(val) >= 2 ** 31 else "i32"
-            if val % 16 == 0:
-                attrs[(i,)] = [["tt.divisibility", 16]]
-        elif isinstance(val, float):
-            sig[name] = "fp32"
-        else:
-            raise TypeError(f"{name}: {type(val)}")
-    options = {k: kwargs[k] for k in ("num_warps", "num_stages", "maxnreg") if k in kwargs}
-    return sig, consts, attrs, options
-
-
-def compile_gluon_sm90(fn, args, kwargs):
-    """Compile a Gluon kernel for sm_90, its signature taken from Triton's own argument specialisation."""
+def compile_sm90(fn, args, kwargs):
+    """Compile a tl or Gluon kernel for sm_90. The signature comes from Triton's own argument specialisation, so
+    types, 16-byte divisibility hints and ints specialised to constants match what a launch on the GPU gets."""
     from triton._C.libtriton import native_specialize_impl
     from triton.backends.compiler import BaseBackend
-    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.experimental.gluon._runtime import GluonASTSource, GluonJITFunction
 
     values = dict(zip(fn.arg_names, args))
     values.update({k: v for k, v in kwargs.items() if k in fn.arg_names})
@@ -110,14 +68,9 @@ def compile_gluon_sm90(fn, args, kwargs):
         elif key == "D":
             attrs[(i,)] = [["tt.divisibility", 16]]
     options = {k: kwargs[k] for k in ("num_warps", "num_stages", "maxnreg") if k in kwargs}
-    src = GluonASTSource(fn, signature=sig, constexprs=consts, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
-
-
-def compile_sm90(fn, args, kwargs):
-    sig, consts, attrs, options = _signature(fn, args, kwargs)
-    src = ASTSource(fn, signature=sig, constexprs=consts, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
+    source = GluonASTSource if isinstance(fn, GluonJITFunction) else ASTSource
+    return triton.compile(source(fn, signature=sig, constexprs=consts, attrs=attrs),
+                          target=GPUTarget("cuda", 90, 32), options=options)
 
 
 def _bin(name: str) -> str:
@@ -241,7 +194,7 @@ def main() -> None:
     for spec in args.cfg or ([None] if gluon else ["128,128,8,3"]):
         if gluon:
             fn, a, kw = (capture_gluon if args.kernel == "gluon" else capture_gluon_bwd)(args, spec)
-            kernel = compile_gluon_sm90(fn, a, kw)
+            kernel = compile_sm90(fn, a, kw)
         else:
             cfg = KernelConfig(*map(int, spec.split(",")))
             capture = capture_forward if args.kernel == "forward" else capture_backward

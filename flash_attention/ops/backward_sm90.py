@@ -29,7 +29,7 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import bhsd_descriptors, covers, is_sm90, mma_layout
+from .forward_sm90 import LOG2E, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
@@ -171,10 +171,8 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
 
 
 def stages_for(head_dim: int) -> int:
-    """(Q, dO) stages that fit beside the program's K and V in 227 KB of shared memory (at most 4)."""
-    kv = 2 * BLOCK_N.value * head_dim * 2
-    stage = 2 * BLOCK_M.value * head_dim * 2
-    return max(2, min(4, (227 * 1024 - kv - 1024) // stage))
+    """(Q, dO) stages beside the program's K and V."""
+    return ring_stages(2 * BLOCK_N.value * head_dim * 2, 2 * BLOCK_M.value * head_dim * 2)
 
 
 def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor,
@@ -186,7 +184,6 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     rows_m, rows_n = BLOCK_M.value, ROWS.value
     descs = bhsd_descriptors((q, k, v, dout, dk, dv), (rows_m, rows_n, rows_n, rows_m, rows_n, rows_n))
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
-    _attn_bwd_dkdv_sm90[grid](*descs, lse2, delta, nheads * seqlen_q, seqlen_q, seqlen_q, nheads // nheads_k,
-                              f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * 1.4426950408889634,
-                              f.softmax_scale, HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim),
-                              CAUSAL=f.causal, num_warps=4)
+    _attn_bwd_dkdv_sm90[grid](*descs, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
+                              f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale,
+                              HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim), CAUSAL=f.causal, num_warps=4)

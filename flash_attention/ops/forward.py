@@ -19,7 +19,7 @@ from . import configs, forward_sm90
 from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dot_precision, forward_configs, launch_with_fallback,
                       next_power_of_2)
 from .descriptors import tile_descriptors
-from .layout import layout
+from .layout import Layout, layout
 from .masks import key_range, sequence_bounds, visible
 from .scores import dropout_keep, dropout_row_stride, dropout_threshold, score_log2, user_mask
 
@@ -244,12 +244,13 @@ def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple
     return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded), win_block
 
 
-def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features) -> dict:
+def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features, lay: Optional[Layout] = None) -> dict:
     """Kernel arguments shared by every kernel: the band, score modifications, masks, dropout and their strides.
 
-    Bias and mask are broadcast views (stride 0 on broadcast dimensions), never copies.
+    Bias and mask are broadcast views (stride 0 on broadcast dimensions), never copies. ``lay``: the layout, when
+    the caller has it already.
     """
-    lay = layout(q, k, f)
+    lay = lay or layout(q, k, f)
     batch, seqlen_q, seqlen_k, nheads = lay.batch, lay.seqlen_q, lay.seqlen_k, lay.nheads
     diag = f.diagonal(seqlen_q, seqlen_k)
     local, left, right, win_block = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, f.window_block,
@@ -306,8 +307,7 @@ def attention_forward(
     ``f.cu_seqlens_q`` is set (see ops/layout.py). ``out``/``lse`` may be passed preallocated (any strides for
     ``out``; ``lse`` contiguous float32 of ``Layout.lse_shape``), which the tests use to poison outputs.
     """
-    fa = feature_args(q, k, f)
-    lay, local = fa["lay"], fa["local"]
+    lay = layout(q, k, f)
     if out is None:
         out = torch.empty_like(q)
     if lse is None:
@@ -319,8 +319,11 @@ def attention_forward(
         lse.fill_(float("-inf"))
         return out, lse
     if config is None and f.tiling == "auto" and forward_sm90.supported(q, k, v, out, f):
+        # The Gluon kernel takes no feature arguments: none of them are built for it.
         forward_sm90.attention_forward_sm90(q, k, v, f, out, lse)
         return out, lse
+    fa = feature_args(q, k, f, lay)
+    local = fa["local"]
     head_dim = lay.head_dim
     block_d = max(16, next_power_of_2(head_dim))
 

@@ -286,12 +286,15 @@ def smem_layout(rows: int, head_dim: int, dtype: torch.dtype) -> gl.NVMMASharedL
                                                 gl.float16 if dtype == torch.float16 else gl.bfloat16)
 
 
+def ring_stages(fixed_bytes: int, stage_bytes: int) -> int:
+    """Stages of a TMA ring that fit beside ``fixed_bytes`` in 227 KB of shared memory (1 KB kept for barriers):
+    at least 2, at most 4."""
+    return max(2, min(4, (227 * 1024 - fixed_bytes - 1024) // stage_bytes))
+
+
 def stages_for(head_dim: int, block_n: int) -> int:
-    """As many K/V stages as fit beside the Q tile (whose halves later hold the output) in 227 KB of shared memory
-    (at most 4)."""
-    tile = block_n * head_dim * 2
-    fixed = BLOCK_M.value * head_dim * 2  # Q (128 rows), whose halves take the output tiles at the end
-    return max(2, min(4, (227 * 1024 - fixed - 1024) // (2 * tile)))
+    """K/V stages beside the Q tile (whose halves later hold the output)."""
+    return ring_stages(BLOCK_M.value * head_dim * 2, 2 * block_n * head_dim * 2)
 
 
 def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features, out: torch.Tensor,
@@ -303,7 +306,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     block_n = block_n or configs.GLUON_BLOCK_N
     stages = stages or stages_for(head_dim, block_n)
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
-    _attn_fwd_sm90[grid](*descriptors(q, k, v, out, block_n), lse, nheads * seqlen_q, seqlen_q, seqlen_q,
+    _attn_fwd_sm90[grid](*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], seqlen_q,
                          seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E,
                          HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
                          OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
