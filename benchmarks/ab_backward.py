@@ -4,8 +4,9 @@ cuDNN backward timed in the same process.
     PYTHONPATH=. python benchmarks/ab_backward.py --out ab.csv --switch BWD_TMA --variants split,fused
 
 Variants: ``split`` (dQ kernel first, computing delta, then dK/dV), ``fused`` (preprocessing pass, then dQ and
-dK/dV programs in one launch), ``default`` (whatever ``attention_backward`` picks), each with the banded tiles
-walked in one loop (``configs.ONE_LOOP``) or in three runs (``-3loops``). ``--switch NAME`` also toggles a boolean
+dK/dV programs in one launch), ``tma`` (dQ added by the dK/dV kernel through TMA reductions), ``default`` (whatever
+``attention_backward`` picks), each with the banded tiles walked in one loop (``configs.ONE_LOOP``) or in three runs
+(``-3loops``). ``--switch NAME`` also toggles a boolean
 of ops/configs.py (e.g. ``BWD_TMA``) off and on for every variant.
 Shapes are ``head_dim:causal:seqlen[:window]`` at 16K tokens, hidden 2048; each variant is timed twice, in
 alternating order, so the spread between the two runs shows the noise.
@@ -25,7 +26,7 @@ from flash_attention.ops.forward import attention_forward
 from sweep_helpers import parse_shapes, sdpa_anchor_ms, write_csv
 
 VARIANTS = {"split": ("split", True), "split-3loops": ("split", False), "fused": ("fused", True),
-            "fused-3loops": ("fused", False), "default": (None, True)}
+            "fused-3loops": ("fused", False), "tma": ("tma", True), "default": (None, True)}
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -138,13 +138,15 @@ def capture_gluon(args, spec: str | None):
     return cap["_attn_fwd_sm90"].fn, a, kw
 
 
-def capture_gluon_bwd(args, spec: str | None):
-    """The launch of the experimental Gluon dK/dV kernel with its defaults, or ``spec`` = "stages"."""
+def capture_gluon_bwd(args, spec: str | None, fuse_dq: bool = False):
+    """The launch of the Gluon dK/dV kernel (with dQ fused when ``fuse_dq``) with its defaults, or ``spec`` =
+    "stages"."""
     q, k, v, f = _inputs(args)
     lse = torch.empty(q.shape[0], q.shape[2], q.shape[1])
+    dq_acc = torch.zeros(q.shape[0], q.shape[2], q.shape[1], q.shape[3]) if fuse_dq else None
     cap = _captured(bwd_sm90_mod, ["_attn_bwd_dkdv_sm90"], lambda: bwd_sm90_mod.attention_backward_dkdv_sm90(
         q, k, v, torch.randn_like(q), lse, lse, torch.empty_like(k), torch.empty_like(v), f,
-        int(spec) if spec else 0))
+        int(spec) if spec else 0, dq_acc))
     _, a, kw = cap["_attn_bwd_dkdv_sm90"].calls[0]
     return cap["_attn_bwd_dkdv_sm90"].fn, a, kw
 
@@ -168,7 +170,8 @@ def capture_backward(args, cfg: KernelConfig):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernel", default="forward", choices=["forward", "dq", "dkdv", "fused", "gluon", "gluon-dkdv"])
+    ap.add_argument("--kernel", default="forward", choices=["forward", "dq", "dkdv", "fused", "gluon", "gluon-dkdv",
+                                                              "gluon-dkdv-dq"])
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--causal", type=int, default=0)
@@ -193,7 +196,10 @@ def main() -> None:
     gluon = args.kernel.startswith("gluon")
     for spec in args.cfg or ([None] if gluon else ["128,128,8,3"]):
         if gluon:
-            fn, a, kw = (capture_gluon if args.kernel == "gluon" else capture_gluon_bwd)(args, spec)
+            if args.kernel == "gluon":
+                fn, a, kw = capture_gluon(args, spec)
+            else:
+                fn, a, kw = capture_gluon_bwd(args, spec, fuse_dq=args.kernel == "gluon-dkdv-dq")
             kernel = compile_sm90(fn, a, kw)
         else:
             cfg = KernelConfig(*map(int, spec.split(",")))

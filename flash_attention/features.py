@@ -13,7 +13,8 @@ class Features:
     """Validated attention options, as the CPU path and the kernel launchers receive them.
 
     ``window_size`` has causal not yet folded in; ``window_block > 1`` makes the window block-granular (the seed
-    layer's local block-sparse attention). ``seed``/``offset`` key the dropout RNG.
+    layer's local block-sparse attention). ``seed``/``offset`` key the dropout RNG. ``deterministic`` makes the
+    backward bit-identical run to run: no dQ strategy whose float32 additions happen in a varying order.
     """
 
     softmax_scale: float
@@ -37,6 +38,8 @@ class Features:
     cu_seqlens_k: Optional[torch.Tensor] = None
     max_seqlen_q: int = 0
     max_seqlen_k: int = 0
+    # Backward only: pins dQ to the split kernel (exclusive writes) instead of atomic/TMA float32 reductions.
+    deterministic: bool = False
 
     @property
     def varlen(self) -> bool:

@@ -79,11 +79,12 @@ def attention(
     return_attn_probs: bool = False,
     window_block: int = 1,
     tiling: str = "auto",
+    deterministic: bool = False,
 ):
     """Every option in one call (``flash_attn_func`` and the seed's layer are thin wrappers over it).
 
     ``window_block`` (a power of two) makes ``window_size`` count blocks of that many keys instead of keys:
-    the seed layer's local block-sparse attention.
+    the seed layer's local block-sparse attention. ``deterministic`` is as in ``flash_attn_func``.
     """
     check_qkv(q, k, v)
     scale, window = check_options(softmax_scale, window_size, dropout_p, q.shape[-1])
@@ -94,7 +95,7 @@ def attention(
         raise ValueError("block-granular windows need seqlen_q == seqlen_k, got "
                          f"{q.shape[1]} and {k.shape[1]}")
     f = Features(scale, bool(causal), window, float(softcap), alibi_slopes, attn_bias, attn_mask, float(dropout_p),
-                 window_block=int(window_block), tiling=tiling)
+                 window_block=int(window_block), tiling=tiling, deterministic=bool(deterministic))
     rng = _library.new_rng_state(f.dropout_p)
     out, lse = _library.attention_op(q, k, v, f, rng)
     if not return_attn_probs:
@@ -135,7 +136,10 @@ def flash_attn_func(
             ``d = seqlen_k - seqlen_q``; -1 leaves a side unbounded. Tiles outside the band are skipped.
         softcap: if > 0, scores become ``softcap * tanh(scores / softcap)`` before bias and masking.
         alibi_slopes: float32 ``(nheads,)`` or ``(batch, nheads)``; adds ``-slope * |i + d - j|``.
-        deterministic: accepted for compatibility; the backward is always deterministic (no atomics).
+        deterministic: True (or ``torch.use_deterministic_algorithms(True)``) makes the backward bit-identical
+            run to run: dQ comes from its own kernel instead of float32 reductions (slower on Hopper). False
+            (default) lets the backward pick the fastest dQ strategy, which on Hopper adds dQ through TMA
+            reductions whose order varies (the last bits of dQ may differ).
         return_attn_probs: also return ``softmax_lse`` (float32 ``(batch, nheads, seqlen_q)``, natural log)
             and ``S_dmask``, the probabilities with dropped entries negated (O(seqlen^2): for tests only).
         attn_bias: additive float bias broadcastable to ``(batch, nheads, seqlen_q, seqlen_k)``; if it
@@ -146,7 +150,7 @@ def flash_attn_func(
     dimension is contiguous; no copy of q/k/v is made.
     """
     return attention(q, k, v, dropout_p, softmax_scale, causal, window_size, softcap, alibi_slopes, attn_bias,
-                     attn_mask, return_attn_probs)
+                     attn_mask, return_attn_probs, deterministic=deterministic)
 
 
 def flash_attn_qkvpacked_func(

@@ -46,11 +46,12 @@ def use_kernels(t: Tensor) -> bool:
 
 def _features(alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q, cu_seqlens_k, softmax_scale, causal,
               window_left, window_right, softcap, dropout_p, window_block, tiling, max_seqlen_q,
-              max_seqlen_k) -> Features:
+              max_seqlen_k, deterministic) -> Features:
     seed, offset = (int(x) for x in rng.tolist()) if dropout_p > 0 else (0, 0)
     return Features(softmax_scale, causal, (window_left, window_right), softcap, alibi_slopes, attn_bias, attn_mask,
                     dropout_p, seed, offset, window_block, tiling, cu_seqlens_q=cu_seqlens_q,
-                    cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k)
+                    cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                    deterministic=deterministic)
 
 
 def _lse_dtype(q: Tensor) -> torch.dtype:
@@ -86,12 +87,12 @@ def forward_op(
     alibi_slopes: Optional[Tensor], attn_bias: Optional[Tensor], attn_mask: Optional[Tensor], rng: Tensor,
     cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
     softmax_scale: float, causal: bool, window_left: int, window_right: int, softcap: float, dropout_p: float,
-    window_block: int, tiling: str, max_seqlen_q: int, max_seqlen_k: int,
+    window_block: int, tiling: str, max_seqlen_q: int, max_seqlen_k: int, deterministic: bool,
 ) -> Tuple[Tensor, Tensor]:
     """``(out, lse)``; lse is ``(batch, nheads, seqlen_q)`` (``(nheads, total_q)`` for varlen), natural log."""
     return _forward_impl(q, k, v, alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q, cu_seqlens_k, softmax_scale,
                          causal, window_left, window_right, softcap, dropout_p, window_block, tiling, max_seqlen_q,
-                         max_seqlen_k)
+                         max_seqlen_k, deterministic)
 
 
 def _lse_shape(q: Tensor, cu_seqlens_q: Optional[Tensor]) -> Tuple[int, ...]:
@@ -119,12 +120,12 @@ def backward_op(
     alibi_slopes: Optional[Tensor], attn_bias: Optional[Tensor], attn_mask: Optional[Tensor], rng: Tensor,
     cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
     softmax_scale: float, causal: bool, window_left: int, window_right: int, softcap: float, dropout_p: float,
-    window_block: int, tiling: str, max_seqlen_q: int, max_seqlen_k: int, bias_grad: bool,
+    window_block: int, tiling: str, max_seqlen_q: int, max_seqlen_k: int, deterministic: bool, bias_grad: bool,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(dq, dk, dv, dbias)``; dbias is float32 ``(batch, nheads, seqlen_q, seqlen_k)``, or empty."""
     return _backward_impl(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_seqlens_q,
                           cu_seqlens_k, softmax_scale, causal, window_left, window_right, softcap, dropout_p,
-                          window_block, tiling, max_seqlen_q, max_seqlen_k, bias_grad)
+                          window_block, tiling, max_seqlen_q, max_seqlen_k, deterministic, bias_grad)
 
 
 @backward_op.register_fake
@@ -208,7 +209,7 @@ def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> T
     """Attention with validated options: the custom op when compiling, a plain autograd.Function in eager mode."""
     args = (q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.cu_seqlens_q, f.cu_seqlens_k, f.softmax_scale,
             f.causal, f.window_size[0], f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling,
-            int(f.max_seqlen_q), int(f.max_seqlen_k))
+            int(f.max_seqlen_q), int(f.max_seqlen_k), bool(f.deterministic))
     if torch.compiler.is_compiling():
         return forward_op(*args)
     if f.dropout_p > 0:

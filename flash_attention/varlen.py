@@ -84,7 +84,10 @@ def flash_attn_varlen_func(
         dropout_p, softmax_scale, causal, window_size, softcap: as in ``flash_attn_func``, per sequence (the
             causal diagonal is bottom-right aligned within each sequence).
         alibi_slopes: float32 ``(nheads,)`` or ``(batch, nheads)``.
-        deterministic: accepted for compatibility; the backward is always deterministic.
+        deterministic: True (or ``torch.use_deterministic_algorithms(True)``) makes the backward bit-identical
+            run to run: dQ comes from its own kernel instead of float32 reductions (slower on Hopper). False
+            (default) lets the backward pick the fastest dQ strategy, which on Hopper adds dQ through TMA
+            reductions whose order varies (the last bits of dQ may differ).
         return_attn_probs: also return lse, float32 ``(nheads, total_q)``, and ``S_dmask`` padded to
             ``(batch, nheads, max_seqlen_q, max_seqlen_k)`` (O(seqlen^2): for tests only).
 
@@ -98,7 +101,7 @@ def flash_attn_varlen_func(
     check_alibi(alibi_slopes, batch, q.shape[1], q.device)
     f = Features(scale, bool(causal), window, float(softcap), alibi_slopes, dropout_p=float(dropout_p),
                  cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, max_seqlen_q=int(max_seqlen_q),
-                 max_seqlen_k=int(max_seqlen_k))
+                 max_seqlen_k=int(max_seqlen_k), deterministic=bool(deterministic))
     rng = _library.new_rng_state(f.dropout_p)
     out, lse = _library.attention_op(q, k, v, f, rng)
     if not return_attn_probs:

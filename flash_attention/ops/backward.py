@@ -12,6 +12,11 @@ Nothing of size seqlen^2 is stored: the probabilities are recomputed from the fo
 
 Splitting dQ from dK/dV recomputes ``Q K^T`` and ``dO V^T`` once more (7 products instead of 5) but keeps every
 accumulator in registers and every write exclusive; benchmarks/NOTES.md weighs it against atomics.
+
+On Hopper, for what it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128), the warp-specialized
+Gluon kernel of ``backward_sm90`` replaces the dK/dV kernel, and by default also adds dQ itself through TMA
+reductions (5 products; ``dq_mode="tma"``), after the preprocessing pass for delta; ``Features.deterministic``
+keeps dQ in its own kernel.
 """
 
 from __future__ import annotations
@@ -668,12 +673,16 @@ def attention_backward(
 
     if dq_mode not in (None, "split", "fused", "atomic", "tma"):
         raise ValueError(f"dq_mode must be None, 'split', 'fused', 'atomic' or 'tma', got {dq_mode!r}")
+    if dq_mode is None and (f.deterministic or torch.are_deterministic_algorithms_enabled()):
+        dq_mode = "split"  # the other modes may add dQ in float32 in a varying order (atomic/TMA reductions)
     mode = "split" if bias_grad else (dq_mode or default_dq_mode(q, local))
-    # The experimental Gluon dK/dV kernel (off unless configs.BWD_GLUON) pairs with the split dQ kernel.
-    gluon_dkdv = mode in ("split", "fused") and dq_mode is None and not bias_grad and backward_sm90.supported(
+    # The Gluon dK/dV kernel on Hopper either pairs with the split dQ kernel or adds dQ itself through TMA
+    # reductions ("tma"), as asked or as measured faster (configs.backward_gluon_dq).
+    gluon_dkdv = mode in ("split", "fused", "tma") and not bias_grad and backward_sm90.supported(
         q, k, v, dout, dk, dv, f)
     if gluon_dkdv:
-        mode = "split"
+        fuse = dq_mode == "tma" or (dq_mode is None and configs.backward_gluon_dq(head_dim, f.causal, seqlen_k))
+        mode = "tma" if fuse else "split"
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions
     dq_acc = None
@@ -766,7 +775,9 @@ def attention_backward(
     if mode in ("atomic", "tma"):
         dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
     if gluon_dkdv:
-        backward_sm90.attention_backward_dkdv_sm90(q, k, v, dout, lse2, delta, dk, dv, f)
+        backward_sm90.attention_backward_dkdv_sm90(
+            q, k, v, dout, lse2, delta, dk, dv, f,
+            dq_acc=dq_acc.view(batch, nheads, seqlen_q, head_dim) if dq_acc is not None else None)
     else:
         launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
     if mode != "split":

@@ -1,27 +1,38 @@
-"""Hopper (sm_90) dK/dV kernel in Gluon, the backward's counterpart of ops/forward_sm90.py. EXPERIMENTAL: off by
-default (``configs.BWD_GLUON``). It compiles for sm_90 (tests/ut/test_backward_sm90.py: no spills at head_dim 64;
-at head_dim 128 ptxas spills a few registers: 10 local loads non-causal, 30 causal) but has not run on a GPU yet, so
-nothing calls it unless the switch is set (tests/st/test_gpu_backward_sm90.py is ready for that).
+"""Hopper (sm_90) backward in Gluon, the counterpart of ops/forward_sm90.py: the default backward on Hopper for what
+it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128; ``configs.BWD_GLUON``).
 
 One program owns 128 key rows of one KV head and sums dK/dV over the query heads of its GQA group:
 
 - one producer warp group loads the program's K and V once, then streams (Q, dO) tiles of 64 query rows into a
   ring of shared-memory stages through TMA;
-- two consumer warp groups own 64 key rows each. Per query tile: ``S^T = K Q^T`` and ``dP^T = V dO^T`` from shared
-  memory, ``P^T = exp2(S^T * scale - lse2)``, ``dS^T = P^T (dP^T - delta)``, then ``dV += P^T dO`` and
-  ``dK += dS^T Q`` with P^T and dS^T from registers: four products, as in the tl dK/dV kernel;
+- two consumer warp groups own 64 key rows each. Per query tile: ``S^T = K Q^T - lse2 / scale`` and
+  ``dP^T = V dO^T - delta`` (the products start from those offsets, so the vectors hold no registers while they
+  run), ``P^T = exp2(S^T * scale)``, ``dS^T = P^T dP^T``, then ``dV += P^T dO`` (P^T from registers) and
+  ``dK += dS^T Q``;
+- with dQ fused (``FUSE_DQ``, the default where it measured faster: ``configs.backward_gluon_dq``), dS^T goes to
+  shared memory, where it is dK's operand and, read transposed beside the other consumer's half, dQ's:
+  ``dQ = dS K`` over the program's 128 keys (at head_dim 128 each consumer takes half of dQ's columns; at 64 they
+  take turns), added into a float32 ``(batch, nheads, seqlen_q, head_dim)`` buffer by TMA reductions (the copy
+  engine adds in L2; the order of the additions varies, so the last bits of dQ do too: ``deterministic=True``
+  takes the split mode). Five products per tile pair. Without it, dQ, delta and lse2 come from the tl dQ kernel,
+  which runs first (``attention_backward``'s split mode: seven products, exclusive writes);
 - at the end each consumer's K and V halves take its dK and dV tiles for the TMA store (rows past seqlen_k are
   clipped by the copy engine).
 
-dQ, delta and lse2 come from the tl dQ kernel, which runs first (``attention_backward``'s split mode). Rows past
-seqlen_q read lse2 = +inf (so P = 0) and dO = 0; rows that saw no key have lse2 = +inf as well.
+Rows past seqlen_q read lse2 = +inf (so P = 0) and dO = 0; rows that saw no key have lse2 = +inf as well.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Optional
+
 import torch
+from triton._C.libtriton import ir
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language._core import builtin
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                               warpgroup_mma_wait)
 
@@ -36,6 +47,15 @@ ROWS = gl.constexpr(64)
 CONSUMERS = gl.constexpr(2)
 BLOCK_N = gl.constexpr(128)
 BLOCK_M = gl.constexpr(64)
+
+
+@builtin
+def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
+    """``global[box at coord] += src`` through the copy engine (``cp.reduce.async.bulk.tensor``): the float32
+    additions happen in L2, one instruction per tile. Gluon 3.6 has the builder call but no wrapper for it;
+    completion is awaited like a TMA store (``tma.store_wait``)."""
+    coord = _semantic._convert_to_ir_values(coord, require_i64=False)
+    _semantic.builder.create_async_tma_reduce(ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord, src.handle)
 
 
 @gluon.jit
@@ -58,20 +78,116 @@ def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_sm
 
 
 @gluon.jit
-def _bwd_consumer(dk_desc, dv_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem, kv_bar,
-                  ready, empty, off_b, off_hk, n0, lo, full_lo, seqlen_q, group, diag, qk_scale, sm_scale,
-                  CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):
-    dtype: gl.constexpr = dk_desc.dtype
+def _dq_products(ds_all, k_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr, DQ_COLS: gl.constexpr,
+                 SPLIT_COLS: gl.constexpr):
+    """Issue this consumer's share of ``dQ = dS K`` over the program's 128 keys: two products of 64 keys (one per
+    consumer's K rows), dS read transposed from the dS^T slot ``ds_all``; columns ``CID * DQ_COLS`` on when
+    ``SPLIT_COLS``, else all of them."""
+    dq = gl.zeros([BLOCK_M, DQ_COLS], gl.float32, layout=mma_layout(DQ_COLS))
+    for c in gl.static_range(CONSUMERS):
+        k_c = k_smem.index(c).reshape([ROWS, HEAD_DIM])
+        if SPLIT_COLS:
+            k_c = k_c.slice(CID * DQ_COLS, DQ_COLS, dim=1)
+        dq = warpgroup_mma(ds_all.slice(c * ROWS, ROWS).permute((1, 0)), k_c, dq, use_acc=c > 0, is_async=True)
+    return dq
+
+
+@gluon.jit
+def _dq_reduce(dq, dq_desc, dq_tile, off_b, off_h, start, col):
+    """Add a float32 dQ tile into the global accumulator through the copy engine, via this consumer's staging
+    tile (whose previous reduction, issued a whole query tile ago, must have read it first)."""
+    tma.store_wait(pendings=0)
+    dq_tile.reshape(dq.shape).store(dq)
+    fence_async_shared()
+    _tma_reduce_add(dq_desc, [off_b, off_h, start, col], dq_tile)
+
+
+@gluon.jit
+def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready,
+              Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale, sm_scale, off_b, off_h,
+              CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr,
+              FUSE_DQ: gl.constexpr):
+    """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
+    ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator."""
+    dtype: gl.constexpr = q_smem.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_M)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     col_s: gl.constexpr = gl.SliceLayout(0, s_layout)
-    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    # dQ's share of this program: at head_dim 128 each consumer takes half of dQ's columns over all 128 keys; below,
+    # the consumers take turns computing all of dQ's columns (a 64-wide column half would split a swizzle atom).
+    SPLIT_COLS: gl.constexpr = HEAD_DIM >= 128
+    DQ_COLS: gl.constexpr = HEAD_DIM // 2 if SPLIT_COLS else HEAD_DIM
+    s = i % STAGES
+    offs_m = start + gl.arange(0, BLOCK_M, layout=col_s)
+    m_ok = offs_m < seqlen_q
+    # Rows past seqlen_q: lse2 = +inf makes P = 0 there (and dO reads as zeros).
+    lse2 = gl.load(Lse2 + row_base + offs_m, mask=m_ok, other=float("inf"))
+    delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+    # Registers decide the shape of this loop (at head_dim 128, dK and dV alone hold 128 per thread, and each
+    # 64-wide column vector 16 more): the products start from -lse2 / qk_scale and -delta instead of zero, so
+    # S^T * qk_scale - lse2 and dP^T - delta come out of the tensor cores and neither vector stays live while
+    # they run; dS^T is formed before P^T is converted for dV's product, so P^T's operand copy and the float32
+    # P^T and dP^T tiles are never live at once.
+    st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+    dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
+    mbarrier.wait(ready.index(s), (i // STAGES) & 1)
+    qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+    dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+    st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
+    dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
+    st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
+    pt = gl.exp2(st * qk_scale)
+    if MASKED:
+        # A query tile that reaches below the band's edge: key n is visible to query m iff n <= m + diag.
+        offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
+        pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
+    dpt = warpgroup_mma_wait(num_outstanding=0, deps=(dpt,))
+    dst = (pt * dpt).to(dtype)
+    pa = gl.convert_layout(pt.to(dtype), a_layout)
+    dv = warpgroup_mma(pa, dot, dv, is_async=True)
+    if FUSE_DQ:
+        # dS^T goes to shared memory, where it is dK's A operand and (transposed, beside the other
+        # consumer's half) dQ's; the other consumer is told once it is visible to the tensor cores.
+        slot = i % 2
+        ds_all = ds_smem.index(slot)
+        ds_half = ds_all.slice(CID * ROWS, ROWS)
+        ds_half.store(dst)
+        fence_async_shared()
+        mbarrier.arrive(ds_ready.index(slot), count=1)
+        dk = warpgroup_mma(ds_half, qt, dk, is_async=True)
+        if SPLIT_COLS:
+            mbarrier.wait(ds_ready.index(slot), (i // 2) & 1)
+            dq = _dq_products(ds_all, k_smem, CID, HEAD_DIM, DQ_COLS, SPLIT_COLS)
+            dv, dk, pa, dq = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dq))
+            mbarrier.arrive(empty.index(s), count=1)
+            _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, CID * DQ_COLS)
+        else:
+            dv, dk, pa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa))
+            mbarrier.arrive(empty.index(s), count=1)
+            if i % 2 == CID:
+                mbarrier.wait(ds_ready.index(slot), (i // 2) & 1)
+                dq = _dq_products(ds_all, k_smem, CID, HEAD_DIM, DQ_COLS, SPLIT_COLS)
+                dq = warpgroup_mma_wait(num_outstanding=0, deps=(dq,))
+                _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, 0)
+    else:
+        dsa = gl.convert_layout(dst, a_layout)
+        dk = warpgroup_mma(dsa, qt, dk, is_async=True)
+        dv, dk, pa, dsa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dsa))
+        mbarrier.arrive(empty.index(s), count=1)
+    return dk, dv
 
-    offs_n = n0 + CID * ROWS + gl.arange(0, ROWS, layout=row_s)
+
+@gluon.jit
+def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
+                  ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo, seqlen_q,
+                  group, diag, qk_scale, sm_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                  CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr):
+    dtype: gl.constexpr = dk_desc.dtype
+    o_layout: gl.constexpr = mma_layout(HEAD_DIM)
+    key0 = n0 + CID * ROWS
     dk = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
     dv = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
-    zero_s = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout)
     k_tile = k_smem.index(CID)
     v_tile = v_smem.index(CID)
     k = k_tile.reshape([ROWS, HEAD_DIM])
@@ -82,35 +198,27 @@ def _bwd_consumer(dk_desc, dv_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v
     for g in range(0, group):
         off_h = off_hk * group + g
         row_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
-        for start in range(lo, seqlen_q, BLOCK_M):
-            s = i % STAGES
-            offs_m = start + gl.arange(0, BLOCK_M, layout=col_s)
-            m_ok = offs_m < seqlen_q
-            # Rows past seqlen_q: lse2 = +inf makes P = 0 there (and dO reads as zeros).
-            lse2 = gl.load(Lse2 + row_base + offs_m, mask=m_ok, other=float("inf"))
-            delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
-            mbarrier.wait(ready.index(s), (i // STAGES) & 1)
-            qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
-            dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
-            # S^T first and P^T from it while dP^T is still on the tensor cores; dV's product goes out as soon as
-            # P^T is ready, so at most one 64x64 float32 tile beside dK and dV is live at a time.
-            st = warpgroup_mma(k, qt.permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            dpt = warpgroup_mma(v, dot.permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
-            pt = gl.exp2(st * qk_scale - lse2[None, :])
-            if CAUSAL:
-                if start < full_lo:
-                    # Query tiles that reach below the band's edge: key n is visible to query m iff n <= m + diag.
-                    pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
-            pa = gl.convert_layout(pt.to(dtype), a_layout)
-            dpt = warpgroup_mma_wait(num_outstanding=0, deps=(dpt,))
-            dv = warpgroup_mma(pa, dot, dv, is_async=True)
-            dsa = gl.convert_layout((pt * (dpt - delta[None, :])).to(dtype), a_layout)
-            dk = warpgroup_mma(dsa, qt, dk, is_async=True)
-            dv, dk, pa, dsa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dsa))
-            mbarrier.arrive(empty.index(s), count=1)
+        mask_end = lo
+        if CAUSAL:
+            # The first tiles (those starting before full_lo) need the causal mask; they get their own loop so
+            # the mask's registers are not held through the long unmasked one.
+            mask_end = lo + (full_lo - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M
+            for start in range(lo, gl.minimum(mask_end, seqlen_q), BLOCK_M):
+                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
+                                   ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale,
+                                   sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True, FUSE_DQ)
+                i += 1
+        for start in range(mask_end, seqlen_q, BLOCK_M):
+            dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
+                               ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale,
+                               sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, False, FUSE_DQ)
             i += 1
 
+    if FUSE_DQ:
+        # The other consumer's dQ products read this consumer's K rows until its last tile: wait for it before
+        # K's rows take dK.
+        mbarrier.arrive(done, count=1)
+        mbarrier.wait(done, 0)
     # This warp group's K and V halves are read for the last time: they take its dK and dV tiles.
     k.store((dk * sm_scale).to(dtype))
     v.store(dv.to(dtype))
@@ -121,9 +229,9 @@ def _bwd_consumer(dk_desc, dv_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v
 
 
 @gluon.jit
-def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, Lse2, Delta, stride_lb, stride_lh,
-                        seqlen_q, group, diag, qk_scale, sm_scale, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                        CAUSAL: gl.constexpr):
+def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb,
+                        stride_lh, seqlen_q, group, diag, qk_scale, sm_scale, HEAD_DIM: gl.constexpr,
+                        STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -147,43 +255,86 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, Lse2,
     for st in gl.static_range(STAGES):
         mbarrier.init(ready.index(st), count=1)
         mbarrier.init(empty.index(st), count=CONSUMERS)
+    if FUSE_DQ:
+        # Two slots of dS^T for all 128 keys (each consumer writes its 64 rows), so one consumer may write tile
+        # i + 1 while the other still reads tile i; one staging tile of dQ per consumer for the TMA reduction.
+        ds_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+        ds_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, BLOCK_M], ds_layout)
+        DQ_COLS: gl.constexpr = HEAD_DIM // 2 if HEAD_DIM >= 128 else HEAD_DIM
+        dq_smem = gl.allocate_shared_memory(gl.float32, [CONSUMERS, 1, 1, BLOCK_M, DQ_COLS], dq_desc.layout)
+        ds_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        for st in gl.static_range(2):
+            mbarrier.init(ds_ready.index(st), count=CONSUMERS)
+        mbarrier.init(done, count=CONSUMERS)
+    else:
+        ds_smem = kv_bar
+        dq_smem = kv_bar
+        ds_ready = kv_bar
+        done = kv_bar
 
     gl.warp_specialize([
         (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
                          off_b, off_hk, n0, lo, seqlen_q, group, STAGES)),
-        (_bwd_consumer, (dk_desc, dv_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
-                         kv_bar, ready, empty, off_b, off_hk, n0, lo, full_lo, seqlen_q, group, diag, qk_scale,
-                         sm_scale, 0, HEAD_DIM, STAGES, CAUSAL)),
-        (_bwd_consumer, (dk_desc, dv_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
-                         kv_bar, ready, empty, off_b, off_hk, n0, lo, full_lo, seqlen_q, group, diag, qk_scale,
-                         sm_scale, 1, HEAD_DIM, STAGES, CAUSAL)),
+        (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
+                         do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
+                         full_lo, seqlen_q, group, diag, qk_scale, sm_scale, 0, HEAD_DIM, STAGES, CAUSAL,
+                         FUSE_DQ)),
+        (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
+                         do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
+                         full_lo, seqlen_q, group, diag, qk_scale, sm_scale, 1, HEAD_DIM, STAGES, CAUSAL,
+                         FUSE_DQ)),
     ], [4, 4], [240, 240])
 
 
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor, dk: torch.Tensor,
               dv: torch.Tensor, f: Features) -> bool:
-    """Whether the Gluon dK/dV kernel takes the call: switched on (``configs.BWD_GLUON``), an sm_90 GPU, an
-    attention the Gluon forward covers, tensors the copy engine can address."""
-    if not configs.BWD_GLUON or configs.interpreting() or q.device.type != "cuda":
+    """Whether the Gluon backward kernel takes the call: not switched off (``configs.BWD_GLUON``), an sm_90 GPU,
+    an attention the Gluon forward covers, tensors the copy engine can address."""
+    if configs.BWD_GLUON is False or configs.interpreting() or q.device.type != "cuda":
         return False
     return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, dout, dk, dv)))
 
 
-def stages_for(head_dim: int) -> int:
-    """(Q, dO) stages beside the program's K and V."""
-    return ring_stages(2 * BLOCK_N.value * head_dim * 2, 2 * BLOCK_M.value * head_dim * 2)
+def dq_cols(head_dim: int) -> int:
+    """Columns of dQ that one consumer adds per query tile (see ``_bwd_consumer``)."""
+    return head_dim // 2 if head_dim >= 128 else head_dim
+
+
+def stages_for(head_dim: int, fuse_dq: bool = False) -> int:
+    """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles)."""
+    fixed = 2 * BLOCK_N.value * head_dim * 2
+    if fuse_dq:
+        fixed += 2 * BLOCK_N.value * BLOCK_M.value * 2 + CONSUMERS.value * BLOCK_M.value * dq_cols(head_dim) * 4
+    return ring_stages(fixed, 2 * BLOCK_M.value * head_dim * 2)
 
 
 def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor,
                                  lse2: torch.Tensor, delta: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor,
-                                 f: Features, stages: int = 0) -> None:
-    """Launch the Gluon dK/dV kernel (``supported`` was checked; lse2/delta were written by the dQ kernel)."""
+                                 f: Features, stages: int = 0, dq_acc: Optional[torch.Tensor] = None) -> None:
+    """Launch the Gluon backward kernel (``supported`` was checked). Without ``dq_acc``, lse2/delta were written
+    by the dQ kernel; with it (a zeroed float32 ``(batch, nheads, seqlen_q, head_dim)`` tensor, lse2/delta from
+    the preprocessing pass) the kernel also adds each key tile's share of dQ (scaled: the sum is the final dQ in
+    float32) into it through TMA reductions."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     rows_m, rows_n = BLOCK_M.value, ROWS.value
     descs = bhsd_descriptors((q, k, v, dout, dk, dv), (rows_m, rows_n, rows_n, rows_m, rows_n, rows_n))
+    fuse = dq_acc is not None
+    if fuse:
+        cols = dq_cols(head_dim)
+        dq_desc = TensorDescriptor(dq_acc, list(dq_acc.shape), list(dq_acc.stride()), [1, 1, rows_m, cols],
+                                   _dq_layout(cols))
+    else:
+        dq_desc = descs[4]
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
-    _attn_bwd_dkdv_sm90[grid](*descs, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
+    _attn_bwd_dkdv_sm90[grid](*descs, dq_desc, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
                               f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale,
-                              HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim), CAUSAL=f.causal, num_warps=4)
+                              HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal,
+                              FUSE_DQ=fuse, num_warps=4)
+
+
+@functools.lru_cache(maxsize=None)
+def _dq_layout(cols: int) -> gl.NVMMASharedLayout:
+    return gl.NVMMASharedLayout.get_default_for([1, 1, BLOCK_M.value, cols], gl.float32)

@@ -90,9 +90,25 @@ def forward_gluon(head_dim: int, seqlen_k: int) -> bool:
         return FWD_GLUON
     return head_dim == 128 or seqlen_k >= GLUON_D64_MIN_SEQLEN
 
-# Backward on Hopper: the experimental Gluon dK/dV kernel (ops/backward_sm90.py), paired with the split dQ kernel.
-# Off until it has run and been measured on a GPU (tests/st/test_gpu_backward_sm90.py, benchmarks/ab_backward.py).
-BWD_GLUON = False
+# Backward on Hopper: the warp-specialized Gluon dK/dV kernel (ops/backward_sm90.py) where it covers the call, with
+# dQ fused into it or from the split dQ kernel. None = the measured choice (backward_gluon_dq below); True/False
+# force the kernel / the fused dQ on or off wherever they apply (A/B scripts, tests).
+BWD_GLUON: bool | None = None
+BWD_GLUON_DQ: bool | None = None
+GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
+
+
+def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int) -> bool:
+    """Whether the Gluon backward adds dQ itself (TMA reductions into a float32 buffer, 5 products per tile pair)
+    rather than leaving it to the split dQ kernel (7 products). H200, same process
+    (results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-*.csv, TFLOPS fused / split / tl): bf16 head_dim 128 4K
+    484-494 / 443-447 / 427-429, causal 16K 470-476 / 442 / 423, causal 8K 437-440 / 417-427 / 391-402, but causal
+    2K 337 / 356-366 / 327-329; head_dim 64 2K 381-385 / 353-357 / 371-383, causal 2K 315 / 303-305 / 278-279;
+    fp16 within a few percent of bf16."""
+    if BWD_GLUON_DQ is not None:
+        return BWD_GLUON_DQ
+    return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)
+
 
 # Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors
 # (ops/backward.py). None = where it measured faster (backward_tma below); True/False force it on/off.

@@ -1,6 +1,7 @@
-"""GPU suite for the experimental Gluon dK/dV kernel (ops/backward_sm90.py), switched on here: gradients against
-the float64 reference at ragged lengths, both diagonals, GQA and strided views, and a check that the kernel ran.
-Skipped without an sm_90 GPU. Not yet run (written when no device time was left; see benchmarks/NOTES.md)."""
+"""GPU suite for the Gluon dK/dV kernel (ops/backward_sm90.py), switched on here in both its modes (dQ from the
+split dQ kernel, or fused: added by the kernel itself through TMA reductions): gradients against the float64
+reference at ragged lengths, both diagonals, GQA and strided views, and a check that the kernel ran.
+Skipped without an sm_90 GPU."""
 
 from unittest import mock
 
@@ -13,16 +14,20 @@ from flash_attention.testing import AttnCase, cases_product, check_case
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
 DTYPES = [torch.float16, torch.bfloat16]
-SEQLENS = [(1, 1), (17, 17), (63, 200), (200, 63), (1000, 1000), (1024, 1024), (2049, 2049), (4096, 1024),
-           (1024, 4096), (129, 129)]
+SEQLENS = [(1, 1), (17, 17), (63, 200), (200, 63), (1000, 1000), (2049, 2049), (4096, 1024), (1024, 4096),
+           (129, 129)]
 
 
-@pytest.fixture
-def gluon_dkdv_calls():
+@pytest.fixture(params=[True, False], ids=["fused_dq", "split_dq"])
+def gluon_dkdv_calls(request):
     with mock.patch.object(backward_sm90, "attention_backward_dkdv_sm90",
                            wraps=backward_sm90.attention_backward_dkdv_sm90) as m, \
-            mock.patch.object(configs, "BWD_GLUON", True):
+            mock.patch.object(configs, "BWD_GLUON", True), mock.patch.object(configs, "BWD_GLUON_DQ", request.param):
         yield m
+
+
+def _fused(m) -> bool:
+    return m.call_args.kwargs.get("dq_acc") is not None
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -30,6 +35,7 @@ def gluon_dkdv_calls():
 def test_gluon_dkdv(case, dtype, gluon_dkdv_calls):
     check_case(case, dtype, "cuda")
     assert gluon_dkdv_calls.call_count == 1
+    assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -38,3 +44,30 @@ def test_gluon_dkdv(case, dtype, gluon_dkdv_calls):
 def test_gluon_dkdv_gqa_strided(causal, layout, dtype, gluon_dkdv_calls):
     check_case(AttnCase(2, 1500, 1700, 16, 4, 128, causal), dtype, "cuda", layout=layout)
     assert gluon_dkdv_calls.call_count == 1
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_default_path_and_deterministic(causal):
+    """By default the public API runs the Gluon backward with dQ fused (head_dim 128 causal from 4K keys);
+    ``deterministic=True`` keeps the Gluon dK/dV kernel but takes dQ from its own kernel, bit-identical run to run."""
+    from flash_attention import flash_attn_func
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 4096, 8, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    do = torch.randn_like(q)
+
+    def grads(deterministic):
+        for t in (q, k, v):
+            t.grad = None
+        flash_attn_func(q, k, v, causal=causal, deterministic=deterministic).backward(do)
+        return [t.grad.clone() for t in (q, k, v)]
+
+    with mock.patch.object(backward_sm90, "attention_backward_dkdv_sm90",
+                           wraps=backward_sm90.attention_backward_dkdv_sm90) as m:
+        fast = grads(False)
+        assert m.call_count == 1 and _fused(m)
+        first, second = grads(True), grads(True)
+        assert m.call_count == 3 and not _fused(m)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert all((a.float() - b.float()).abs().max() < 0.05 for a, b in zip(fast, first))

@@ -18,7 +18,7 @@ def _forward_args(dropout_p=0.0, bias=None, causal=True):
     q = torch.randn(2, 24, 4, 16, requires_grad=True)
     k, v = (torch.randn(2, 32, 2, 16, requires_grad=True) for _ in range(2))
     return (q, k, v, None, bias, None, new_rng_state(dropout_p), None, None, 0.25, causal, -1, -1, 0.0, dropout_p, 1,
-            "auto", 0, 0)
+            "auto", 0, 0, False)
 
 
 @pytest.mark.parametrize("dropout_p", [0.0, 0.2])
