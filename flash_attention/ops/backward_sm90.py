@@ -1,5 +1,5 @@
 """Hopper (sm_90) backward in Gluon, the counterpart of ops/forward_sm90.py: the default backward on Hopper for what
-it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128; ``configs.BWD_GLUON``).
+it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128) from 2K keys (``configs.backward_gluon``).
 
 One program owns 128 key rows of one KV head and sums dK/dV over the query heads of its GQA group:
 
@@ -289,9 +289,9 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
 
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor, dk: torch.Tensor,
               dv: torch.Tensor, f: Features) -> bool:
-    """Whether the Gluon backward kernel takes the call: not switched off (``configs.BWD_GLUON``), an sm_90 GPU,
-    an attention the Gluon forward covers, tensors the copy engine can address."""
-    if configs.BWD_GLUON is False or configs.interpreting() or q.device.type != "cuda":
+    """Whether the Gluon backward kernel takes the call: an sm_90 GPU, an attention the Gluon forward covers,
+    tensors the copy engine can address, and a length where it measured faster (``configs.backward_gluon``)."""
+    if configs.interpreting() or q.device.type != "cuda" or not configs.backward_gluon(k.shape[1]):
         return False
     return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, dout, dk, dv)))

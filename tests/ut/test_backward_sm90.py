@@ -28,6 +28,15 @@ def test_never_on_cpu():
         assert not backward_sm90.supported(q, q, q, q, q, q, Features(0.1))
 
 
+def test_backward_gluon_choice():
+    # From 2K keys (at 1K the tl kernels measured faster); the switch overrides.
+    assert configs.backward_gluon(2048) and not configs.backward_gluon(1024)
+    with mock.patch.object(configs, "BWD_GLUON", True):
+        assert configs.backward_gluon(64)
+    with mock.patch.object(configs, "BWD_GLUON", False):
+        assert not configs.backward_gluon(65536)
+
+
 def test_fused_dq_choice():
     # Split dQ only where it measured faster: head_dim 128, causal, below 4K keys.
     assert configs.backward_gluon_dq(128, False, 1024)
