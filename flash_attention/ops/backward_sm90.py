@@ -81,8 +81,8 @@ def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_sm
 def _dq_products(ds_all, k_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr, DQ_COLS: gl.constexpr,
                  SPLIT_COLS: gl.constexpr):
     """Issue this consumer's share of ``dQ = dS K`` over the program's 128 keys: two products of 64 keys (one per
-    consumer's K rows), dS read transposed from the dS^T slot ``ds_all``; columns ``CID * DQ_COLS`` on when
-    ``SPLIT_COLS``, else all of them."""
+    consumer's K rows), dS read transposed from the dS^T slot ``ds_all``; with ``SPLIT_COLS`` the ``DQ_COLS``
+    columns from ``CID * DQ_COLS``, else all of them."""
     dq = gl.zeros([BLOCK_M, DQ_COLS], gl.float32, layout=mma_layout(DQ_COLS))
     for c in gl.static_range(CONSUMERS):
         k_c = k_smem.index(c).reshape([ROWS, HEAD_DIM])
@@ -115,7 +115,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     col_s: gl.constexpr = gl.SliceLayout(0, s_layout)
     # dQ's share of this program: at head_dim 128 each consumer takes half of dQ's columns over all 128 keys; below,
-    # the consumers take turns computing all of dQ's columns (a 64-wide column half would split a swizzle atom).
+    # the consumers take turns computing all of them (a 32-column half would split a 128-byte swizzle atom).
     SPLIT_COLS: gl.constexpr = HEAD_DIM >= 128
     DQ_COLS: gl.constexpr = HEAD_DIM // 2 if SPLIT_COLS else HEAD_DIM
     s = i % STAGES
