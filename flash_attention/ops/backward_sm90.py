@@ -24,7 +24,6 @@ Rows past seqlen_q read lse2 = +inf (so P = 0) and dO = 0; rows that saw no key 
 
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import torch
@@ -40,7 +39,7 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import LOG2E, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages
+from .forward_sm90 import LOG2E, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages, smem_layout
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
@@ -114,10 +113,10 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     col_s: gl.constexpr = gl.SliceLayout(0, s_layout)
-    # dQ's share of this program: at head_dim 128 each consumer takes half of dQ's columns over all 128 keys; below,
-    # the consumers take turns computing all of them (a 32-column half would split a 128-byte swizzle atom).
-    SPLIT_COLS: gl.constexpr = HEAD_DIM >= 128
-    DQ_COLS: gl.constexpr = HEAD_DIM // 2 if SPLIT_COLS else HEAD_DIM
+    # dQ's share of this program (its box, set by dq_cols on the host): at head_dim 128 each consumer takes half of
+    # dQ's columns over all 128 keys; below, the consumers take turns computing all of them.
+    DQ_COLS: gl.constexpr = dq_desc.block_type.shape[3]
+    SPLIT_COLS: gl.constexpr = DQ_COLS < HEAD_DIM
     s = i % STAGES
     offs_m = start + gl.arange(0, BLOCK_M, layout=col_s)
     m_ok = offs_m < seqlen_q
@@ -260,8 +259,8 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
         # i + 1 while the other still reads tile i; one staging tile of dQ per consumer for the TMA reduction.
         ds_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
         ds_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, BLOCK_M], ds_layout)
-        DQ_COLS: gl.constexpr = HEAD_DIM // 2 if HEAD_DIM >= 128 else HEAD_DIM
-        dq_smem = gl.allocate_shared_memory(gl.float32, [CONSUMERS, 1, 1, BLOCK_M, DQ_COLS], dq_desc.layout)
+        dq_smem = gl.allocate_shared_memory(gl.float32, [CONSUMERS, 1, 1, BLOCK_M, dq_desc.block_type.shape[3]],
+                                            dq_desc.layout)
         ds_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
         done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         for st in gl.static_range(2):
@@ -298,7 +297,9 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
 
 
 def dq_cols(head_dim: int) -> int:
-    """Columns of dQ that one consumer adds per query tile (see ``_bwd_consumer``)."""
+    """Columns of dQ that one consumer adds per query tile, the width of the dQ descriptor's box: half of them at
+    head_dim 128 (each consumer its half); all at 64, where the consumers take turns, since a 32-column half would
+    split a 128-byte swizzle atom."""
     return head_dim // 2 if head_dim >= 128 else head_dim
 
 
@@ -325,7 +326,7 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     if fuse:
         cols = dq_cols(head_dim)
         dq_desc = TensorDescriptor(dq_acc, list(dq_acc.shape), list(dq_acc.stride()), [1, 1, rows_m, cols],
-                                   _dq_layout(cols))
+                                   smem_layout(rows_m, cols, torch.float32))
     else:
         dq_desc = descs[4]
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
@@ -333,8 +334,3 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
                               f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale,
                               HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal,
                               FUSE_DQ=fuse, num_warps=4)
-
-
-@functools.lru_cache(maxsize=None)
-def _dq_layout(cols: int) -> gl.NVMMASharedLayout:
-    return gl.NVMMASharedLayout.get_default_for([1, 1, BLOCK_M.value, cols], gl.float32)

@@ -281,9 +281,11 @@ def bhsd_descriptors(tensors: Tuple[torch.Tensor, ...], rows: Tuple[int, ...]) -
 
 @functools.lru_cache(maxsize=None)
 def smem_layout(rows: int, head_dim: int, dtype: torch.dtype) -> gl.NVMMASharedLayout:
-    """The shared-memory layout of a ``[1, 1, rows, head_dim]`` tile (128-byte swizzle at head_dim >= 64)."""
-    return gl.NVMMASharedLayout.get_default_for([1, 1, rows, head_dim],
-                                                gl.float16 if dtype == torch.float16 else gl.bfloat16)
+    """The shared-memory layout of a ``[1, 1, rows, head_dim]`` tile of ``dtype`` (fp16, bf16 or float32)."""
+    return gl.NVMMASharedLayout.get_default_for([1, 1, rows, head_dim], _GL_DTYPES[dtype])
+
+
+_GL_DTYPES = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}
 
 
 def ring_stages(fixed_bytes: int, stage_bytes: int) -> int:
