@@ -28,11 +28,12 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from . import backward_sm90, configs
+from . import backward_sm90, configs, forward_sm90
 from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dkdv_atomic_configs, dkdv_configs, dot_precision,
                       dq_configs, interpreting, launch_with_fallback, next_power_of_2)
 from .descriptors import tile_descriptors
 from .forward import LOG2E, feature_args
+from .launch import PlanCache, launch
 from .layout import layout
 from .masks import key_range, query_range, sequence_bounds, visible
 from .scores import dropout_draws, dropout_keep, score_log2, user_mask
@@ -650,6 +651,14 @@ def attention_backward(
     With ``bias_grad`` the split kernels always run (their dQ programs write dBias), and ``"tma"`` runs as
     ``"atomic"`` where there are no bulk reductions (CPU tensors, Triton's interpreter).
     """
+    key = None
+    if (dq_mode is None and grads is None and not bias_grad and dkdv_config is None and dq_config is None
+            and q.device.type == "cuda"):
+        # A call like an earlier one relaunches its recorded plans (ops/launch.py), as the forward does.
+        key = _plan_key(dout, q, k, v, out, lse, f)
+        planned = _planned_backward(key, dout, q, k, v, out, lse)
+        if planned is not None:
+            return planned
     fa = feature_args(q, k, f)
     lay, flags, local = fa["lay"], fa["flags"], fa["local"]
     batch, seqlen_q, seqlen_k, nheads, head_dim = lay.batch, lay.seqlen_q, lay.seqlen_k, lay.nheads, lay.head_dim
@@ -695,6 +704,14 @@ def attention_backward(
         acc_strides = (0 if lay.varlen else nheads * rows * head_dim, rows * head_dim, head_dim)
 
     use_tma = not lay.varlen and configs.backward_tma(head_dim, block_d, local)
+    acc4 = dq_acc.view(batch, nheads, seqlen_q, head_dim) if dq_acc is not None and not lay.varlen else None
+    # Plans are kept for the Gluon path only (the default on Hopper where it applies); their tensors by role.
+    roles = None
+    if key is not None and gluon_dkdv:
+        roles = dict(q=q, k=k, v=v, dout=dout, out=out, lse=lse, delta=delta, lse2=lse2, dq=dq, dk=dk, dv=dv)
+        if acc4 is not None:
+            roles["dq_acc"] = acc4
+    plans = {}
 
     def descriptors(tensors, rows):
         return tile_descriptors(tensors, rows, block_d) if use_tma else (None,) * len(tensors)
@@ -720,15 +737,16 @@ def attention_backward(
 
     def launch_dq(cfg: KernelConfig) -> None:
         k_desc, v_desc = descriptors((k, v), cfg.block_n)
-        _attn_bwd_dq_kernel[(cdiv(seqlen_q, cfg.block_m), nheads, batch)](
-            q, k, v, out, dout, lse, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta,
-            cu_q, cu_k, k_desc, v_desc, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
-            *lay.strides(dout), *lay.strides(dq), *fa["strides"], *common,
-            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=even and seqlen_q % cfg.block_m == 0,
-            EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
-            ONE_LOOP=configs.ONE_LOOP, TMA=k_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
+        args = (q, k, v, out, dout, lse, lse2, delta, dq, *fa["tensors"], dbias if dbias is not None else delta,
+                cu_q, cu_k, k_desc, v_desc, *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
+                *lay.strides(dout), *lay.strides(dq), *fa["strides"], *common)
+        kwargs = dict(HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                      LOCAL=local, **flags, BIAS_GRAD=bias_grad, EVEN_M=even and seqlen_q % cfg.block_m == 0,
+                      EVEN_N=even and seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d, DOT_PREC=prec,
+                      ONE_LOOP=configs.ONE_LOOP, TMA=k_desc is not None, num_warps=cfg.num_warps,
+                      num_stages=cfg.num_stages)
+        plans["first"] = launch(_attn_bwd_dq_kernel, (cdiv(seqlen_q, cfg.block_m), nheads, batch), args, kwargs,
+                                roles)
 
     def launch_fused(cfgs: Tuple[KernelConfig, KernelConfig]) -> None:
         c1, c2 = cfgs
@@ -761,11 +779,10 @@ def attention_backward(
         launch_with_fallback("bwd_dq", launch_dq, [dq_config] if dq_config else dq_list)
     else:
         pre_block = 64 if block_d <= 128 else 32
-        _attn_bwd_preprocess_kernel[(cdiv(seqlen_q, pre_block), nheads, batch)](
-            out, dout, lse, delta, lse2, cu_q,
-            *lay.strides(out), *lay.strides(dout), *lay.lse_strides, seqlen_q,
-            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block, VARLEN=lay.varlen,
-        )
+        plans["first"] = launch(
+            _attn_bwd_preprocess_kernel, (cdiv(seqlen_q, pre_block), nheads, batch),
+            (out, dout, lse, delta, lse2, cu_q, *lay.strides(out), *lay.strides(dout), *lay.lse_strides, seqlen_q),
+            dict(HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=pre_block, VARLEN=lay.varlen), roles)
     if mode == "fused":
         # One launch: the dQ programs run with the dK/dV programs' warps and pipeline depth.
         pairs = [(c1, KernelConfig(c2.block_m, c2.block_n, c1.num_warps, c1.num_stages))
@@ -775,9 +792,10 @@ def attention_backward(
     if mode in ("atomic", "tma"):
         dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
     if gluon_dkdv:
-        backward_sm90.attention_backward_dkdv_sm90(
-            q, k, v, dout, lse2, delta, dk, dv, f,
-            dq_acc=dq_acc.view(batch, nheads, seqlen_q, head_dim) if dq_acc is not None else None)
+        plans["dkdv"] = backward_sm90.attention_backward_dkdv_sm90(q, k, v, dout, lse2, delta, dk, dv, f,
+                                                                   dq_acc=acc4, roles=roles)
+        if plans["first"] is not None and plans["dkdv"] is not None:
+            _PLANS.put(key, (mode == "tma", plans["first"], plans["dkdv"]))
     else:
         launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
     if mode != "split":
@@ -785,6 +803,47 @@ def attention_backward(
             dq_acc.view(batch, nheads, seqlen_q, head_dim).transpose(1, 2)
         dq.copy_(acc)
     return dq, dk, dv, dbias
+
+
+_PLANS = PlanCache()
+
+
+def _plan_key(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+              lse: torch.Tensor, f: Features) -> Optional[tuple]:
+    """What fixes the backward's launches besides the tensors' addresses, for gradients allocated here; None where
+    the Gluon kernel does not cover the attention (only its path keeps plans)."""
+    if f.tiling != "auto" or not backward_sm90.covers(q.dtype, q.shape[-1], f) or not forward_sm90.is_sm90(
+            q.device.index or 0):
+        return None
+    return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), dout.stride(), out.stride(), lse.shape,
+            lse.stride(), q.dtype, dout.dtype, out.dtype, lse.dtype, q.device, torch.cuda.current_device(),
+            tuple(t.data_ptr() % 16 for t in (q, k, v, dout, out, lse)), f.causal, f.softmax_scale, f.diag,
+            f.deterministic, torch.are_deterministic_algorithms_enabled(), configs.BWD_GLUON, configs.BWD_GLUON_DQ,
+            configs.GLUON_BWD_MIN_SEQLEN, configs.GLUON_BWD_D64_MIN_SEQLEN, configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128,
+            configs.ONE_LOOP, configs.BWD_TMA)
+
+
+def _planned_backward(key: Optional[tuple], dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      out: torch.Tensor, lse: torch.Tensor) -> Optional[Tuple[torch.Tensor, ...]]:
+    """The Gluon path of ``attention_backward`` through the plans recorded under ``key`` (None when there are
+    none): the same allocations and launches without rebuilding their arguments."""
+    entry = _PLANS.get(key) if key is not None else None
+    if entry is None:
+        return None
+    fused, first, dkdv = entry
+    batch, seqlen_q, nheads, head_dim = q.shape
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
+    lse2 = torch.empty_like(delta)
+    roles = dict(q=q, k=k, v=v, dout=dout, out=out, lse=lse, delta=delta, lse2=lse2, dq=dq, dk=dk, dv=dv)
+    if fused:
+        roles["dq_acc"] = acc = torch.zeros(batch, nheads, seqlen_q, head_dim, device=q.device,
+                                            dtype=torch.float32)
+    first.launch(roles)
+    dkdv.launch(roles)
+    if fused:
+        dq.copy_(acc.transpose(1, 2))
+    return dq, dk, dv, None
 
 
 def default_dq_mode(q: torch.Tensor, local: bool = False) -> str:

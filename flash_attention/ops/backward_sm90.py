@@ -1,5 +1,6 @@
 """Hopper (sm_90) backward in Gluon, the counterpart of ops/forward_sm90.py: the default backward on Hopper for what
-it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128) from 2K keys (``configs.backward_gluon``).
+it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128) from 1K keys, 2K at head_dim 64 without a mask
+(``configs.backward_gluon``).
 
 One program owns 128 key rows of one KV head and sums dK/dV over the query heads of its GQA group:
 
@@ -24,7 +25,7 @@ Rows past seqlen_q read lse2 = +inf (so P = 0) and dO = 0; rows that saw no key 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from triton._C.libtriton import ir
@@ -40,6 +41,7 @@ from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
 from .forward_sm90 import LOG2E, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages, smem_layout
+from .launch import Plan, launch
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
@@ -290,7 +292,8 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
               dv: torch.Tensor, f: Features) -> bool:
     """Whether the Gluon backward kernel takes the call: an sm_90 GPU, an attention the Gluon forward covers,
     tensors the copy engine can address, and a length where it measured faster (``configs.backward_gluon``)."""
-    if configs.interpreting() or q.device.type != "cuda" or not configs.backward_gluon(k.shape[1]):
+    if configs.interpreting() or q.device.type != "cuda" or not configs.backward_gluon(
+            q.shape[-1], f.causal, k.shape[1]):
         return False
     return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, dout, dk, dv)))
@@ -313,11 +316,13 @@ def stages_for(head_dim: int, fuse_dq: bool = False) -> int:
 
 def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor,
                                  lse2: torch.Tensor, delta: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor,
-                                 f: Features, stages: int = 0, dq_acc: Optional[torch.Tensor] = None) -> None:
+                                 f: Features, stages: int = 0, dq_acc: Optional[torch.Tensor] = None,
+                                 roles: Optional[Dict[str, torch.Tensor]] = None) -> Optional[Plan]:
     """Launch the Gluon backward kernel (``supported`` was checked). Without ``dq_acc``, lse2/delta were written
     by the dQ kernel; with it (a zeroed float32 ``(batch, nheads, seqlen_q, head_dim)`` tensor, lse2/delta from
     the preprocessing pass) the kernel also adds each key tile's share of dQ (scaled: the sum is the final dQ in
-    float32) into it through TMA reductions."""
+    float32) into it through TMA reductions. With ``roles`` (the tensors by name, ``dq_acc`` among them when
+    fused), returns the launch's plan (ops/launch.py)."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     rows_m, rows_n = BLOCK_M.value, ROWS.value
@@ -330,7 +335,8 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     else:
         dq_desc = descs[4]
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
-    _attn_bwd_dkdv_sm90[grid](*descs, dq_desc, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
-                              f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale,
-                              HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal,
-                              FUSE_DQ=fuse, num_warps=4)
+    args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
+            f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale)
+    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal, FUSE_DQ=fuse,
+                  num_warps=4)
+    return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

@@ -95,19 +95,22 @@ def forward_gluon(head_dim: int, seqlen_k: int) -> bool:
 # force the kernel / the fused dQ on or off wherever they apply (A/B scripts, tests).
 BWD_GLUON: bool | None = None
 BWD_GLUON_DQ: bool | None = None
-GLUON_BWD_MIN_SEQLEN = 2048
+GLUON_BWD_MIN_SEQLEN = 1024
+GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
 
 
-def backward_gluon(seqlen_k: int) -> bool:
-    """Whether a call the Gluon backward covers takes it. H200 full runs, from S=2K up it beat the tl kernels in
-    every row (bf16 head_dim 128 2K 437 vs 392 TFLOPS, causal 359 vs 291; head_dim 64 2K 381 vs 357, causal 318 vs
-    276); at S=1K it read lower (head_dim 128 373 vs 483, head_dim 64 331 vs 379, causal 199 vs 255): there the
-    float32 dQ buffer's zeroing and conversion (~0.3 GB of traffic at 16K tokens, hidden 2048) and the extra launches
-    weigh against a ~0.5-0.9 ms backward (results/h200-2026-12-02-gluon-bwd-*.csv against
-    results/h200-2026-12-02-gluon-*.csv: two processes, so a cross-run comparison)."""
+def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
+    """Whether a call the Gluon backward covers takes it. H200, bf16, same process, ``attention_backward`` with the
+    kernel on and off (results/sweeps/h200-2026-12-02-gluon-bwd-1k-ab-bf16.csv, TFLOPS Gluon / tl, two runs each):
+    S=1K head_dim 128 373 / 360-364, causal 279-281 / 260-264, head_dim 64 causal 239-240 / 223-229, but head_dim 64
+    without a mask 327-328 / 340-341; from 2K every row favours it (head_dim 64 2K 381-385 / 371-383,
+    results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-bf16.csv). Below 1K it is not measured (the call is host-bound
+    there), so the tl kernels keep it."""
     if BWD_GLUON is not None:
         return BWD_GLUON
+    if head_dim <= 64 and not causal:
+        return seqlen_k >= GLUON_BWD_D64_MIN_SEQLEN
     return seqlen_k >= GLUON_BWD_MIN_SEQLEN
 
 

@@ -307,6 +307,14 @@ def attention_forward(
     ``f.cu_seqlens_q`` is set (see ops/layout.py). ``out``/``lse`` may be passed preallocated (any strides for
     ``out``; ``lse`` contiguous float32 of ``Layout.lse_shape``), which the tests use to poison outputs.
     """
+    key = None
+    if out is None and lse is None and config is None and f.tiling == "auto" and q.device.type == "cuda":
+        # A call like an earlier one relaunches its recorded plan (ops/launch.py): at short sequences the host
+        # time of the launch path below is a large part of the call.
+        key = forward_sm90.plan_key(q, k, v, f)
+        planned = forward_sm90.planned_forward(key, q, k, v)
+        if planned is not None:
+            return planned
     lay = layout(q, k, f)
     if out is None:
         out = torch.empty_like(q)
@@ -320,7 +328,7 @@ def attention_forward(
         return out, lse
     if config is None and f.tiling == "auto" and forward_sm90.supported(q, k, v, out, f):
         # The Gluon kernel takes no feature arguments: none of them are built for it.
-        forward_sm90.attention_forward_sm90(q, k, v, f, out, lse)
+        forward_sm90.attention_forward_sm90(q, k, v, f, out, lse, plan_key=key)
         return out, lse
     fa = feature_args(q, k, f, lay)
     local = fa["local"]

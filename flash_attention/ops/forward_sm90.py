@@ -26,7 +26,7 @@ the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forw
 from __future__ import annotations
 
 import functools
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from triton.experimental import gluon
@@ -39,6 +39,7 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
+from .launch import PlanCache, launch
 
 LOG2E = 1.4426950408889634
 
@@ -299,17 +300,48 @@ def stages_for(head_dim: int, block_n: int) -> int:
     return ring_stages(BLOCK_M.value * head_dim * 2, 2 * block_n * head_dim * 2)
 
 
+_PLANS = PlanCache()
+
+
+def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> Optional[tuple]:
+    """What fixes a forward launch besides the tensors' addresses (ops/launch.py), for outputs the caller allocates
+    as ``attention_forward`` does; None where this kernel does not cover the attention."""
+    if not covers(q.dtype, q.shape[-1], f) or not is_sm90(q.device.index or 0):
+        return None
+    return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
+            q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
+            configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
+            configs.GLUON_PINGPONG)
+
+
+def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
+                    v: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(out, lse)`` through the plan recorded under ``key`` (None when there is none): the launch without
+    ``supported``, the descriptors or Triton's argument binding."""
+    plan = _PLANS.get(key) if key is not None else None
+    if plan is None:
+        return None
+    out = torch.empty_like(q)
+    lse = torch.empty((q.shape[0], q.shape[2], q.shape[1]), device=q.device, dtype=torch.float32)
+    plan.launch({"q": q, "k": k, "v": v, "out": out, "lse": lse})
+    return out, lse
+
+
 def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features, out: torch.Tensor,
                            lse: torch.Tensor, block_n: int = 0, stages: int = 0, overlap: bool | None = None,
-                           pingpong: bool | None = None) -> None:
-    """Launch the Gluon forward into ``out``/``lse`` (already allocated; ``supported`` was checked)."""
+                           pingpong: bool | None = None, plan_key: Optional[tuple] = None) -> None:
+    """Launch the Gluon forward into ``out``/``lse`` (already allocated; ``supported`` was checked). With
+    ``plan_key`` (from ``plan_key``, for outputs allocated as ``planned_forward`` does), the launch is recorded
+    for ``planned_forward``."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
     stages = stages or stages_for(head_dim, block_n)
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
-    _attn_fwd_sm90[grid](*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], seqlen_q,
-                         seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E,
-                         HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
-                         OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
-                         PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
+    args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], seqlen_q, seqlen_k, nheads // nheads_k,
+            f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E)
+    kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
+                  OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
+                  PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
+    roles = None if plan_key is None else {"q": q, "k": k, "v": v, "out": out, "lse": lse}
+    _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))

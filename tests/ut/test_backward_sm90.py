@@ -29,12 +29,15 @@ def test_never_on_cpu():
 
 
 def test_backward_gluon_choice():
-    # From 2K keys (at 1K the tl kernels measured faster); the switch overrides.
-    assert configs.backward_gluon(2048) and not configs.backward_gluon(1024)
+    # From 1K keys, head_dim 64 without a mask from 2K (there the tl kernels measured faster at 1K); the switch
+    # overrides.
+    assert configs.backward_gluon(128, False, 1024) and configs.backward_gluon(128, True, 1024)
+    assert configs.backward_gluon(64, True, 1024) and not configs.backward_gluon(128, False, 512)
+    assert not configs.backward_gluon(64, False, 1024) and configs.backward_gluon(64, False, 2048)
     with mock.patch.object(configs, "BWD_GLUON", True):
-        assert configs.backward_gluon(64)
+        assert configs.backward_gluon(64, False, 64)
     with mock.patch.object(configs, "BWD_GLUON", False):
-        assert not configs.backward_gluon(65536)
+        assert not configs.backward_gluon(128, True, 65536)
 
 
 def test_fused_dq_choice():
