@@ -150,13 +150,9 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, dout, _dlse):
     q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q, cu_k = ctx.saved_tensors
-    f = getattr(ctx, "features", None)
-    bias_grad = attn_bias is not None and ctx.needs_input_grad[4 if f is None else 5]
-    if f is not None:  # eager: the Features the forward ran with
-        dq, dk, dv, dbias = run_backward(dout, q, k, v, out, lse, f, bias_grad)
-    else:
-        dq, dk, dv, dbias = backward_op(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q,
-                                        cu_k, *ctx.options, bias_grad)
+    bias_grad = attn_bias is not None and ctx.needs_input_grad[4]
+    dq, dk, dv, dbias = backward_op(dout, q, k, v, out, lse, alibi_slopes, attn_bias, attn_mask, rng, cu_q,
+                                    cu_k, *ctx.options, bias_grad)
     dbias_out = _reduce_to_shape(dbias, ctx.bias_shape).to(attn_bias.dtype) if bias_grad else None
     return (dq, dk, dv, None, dbias_out) + (None,) * (ctx.n_inputs - 5)
 
@@ -177,20 +173,26 @@ class _EagerAttention(torch.autograd.Function):
 
     torch.library's eager dispatch cost ~0.6 ms of host time per op call on the H100 machine's CPU, more than the
     kernels of a small attention (benchmarks/NOTES.md); the compiler still sees the custom ops. The validated
-    ``Features`` ride along (first argument), so neither direction rebuilds them from the op's flat arguments.
+    ``Features`` ride along (first argument), so neither direction rebuilds them from the op's flat arguments, and
+    only the inputs that can take a gradient go through autograd (its cost grows with the argument count).
     """
 
     @staticmethod
-    def forward(ctx, f: Features, *inputs):
-        out, lse = run_forward(inputs[0], inputs[1], inputs[2], f)
-        _setup_context(ctx, inputs, (out, lse))
+    def forward(ctx, f: Features, q: Tensor, k: Tensor, v: Tensor, attn_bias: Optional[Tensor]):
+        out, lse = run_forward(q, k, v, f)
+        ctx.save_for_backward(q, k, v, out, lse)
         ctx.features = f
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
-    def backward(ctx, dout, dlse):
-        return (None,) + _backward(ctx, dout, dlse)
+    def backward(ctx, dout, _dlse):
+        q, k, v, out, lse = ctx.saved_tensors
+        f = ctx.features
+        bias_grad = f.attn_bias is not None and ctx.needs_input_grad[4]
+        dq, dk, dv, dbias = run_backward(dout, q, k, v, out, lse, f, bias_grad)
+        dbias_out = _reduce_to_shape(dbias, f.attn_bias.shape).to(f.attn_bias.dtype) if bias_grad else None
+        return None, dq, dk, dv, dbias_out
 
 
 _NO_RNG = torch.zeros(2, dtype=torch.int64)  # never written: read only when dropout_p > 0
@@ -207,12 +209,11 @@ def new_rng_state(dropout_p: float) -> Tensor:
 
 def attention_op(q: Tensor, k: Tensor, v: Tensor, f: Features, rng: Tensor) -> Tuple[Tensor, Tensor]:
     """Attention with validated options: the custom op when compiling, a plain autograd.Function in eager mode."""
-    args = (q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.cu_seqlens_q, f.cu_seqlens_k, f.softmax_scale,
-            f.causal, f.window_size[0], f.window_size[1], f.softcap, f.dropout_p, f.window_block, f.tiling,
-            int(f.max_seqlen_q), int(f.max_seqlen_k), bool(f.deterministic))
     if torch.compiler.is_compiling():
-        return forward_op(*args)
+        return forward_op(q, k, v, f.alibi_slopes, f.attn_bias, f.attn_mask, rng, f.cu_seqlens_q, f.cu_seqlens_k,
+                          f.softmax_scale, f.causal, f.window_size[0], f.window_size[1], f.softcap, f.dropout_p,
+                          f.window_block, f.tiling, int(f.max_seqlen_q), int(f.max_seqlen_k), bool(f.deterministic))
     if f.dropout_p > 0:
         seed, offset = (int(x) for x in rng.tolist())
         f = dataclasses.replace(f, seed=seed, offset=offset)
-    return _EagerAttention.apply(f, *args)
+    return _EagerAttention.apply(f, q, k, v, f.attn_bias)

@@ -97,6 +97,7 @@ BWD_GLUON: bool | None = None
 BWD_GLUON_DQ: bool | None = None
 GLUON_BWD_MIN_SEQLEN = 1024
 GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
+GLUON_DQ_MIN_SEQLEN = 2048
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
 
 
@@ -120,9 +121,14 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int) -> bool:
     (results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-*.csv, TFLOPS fused / split / tl): bf16 head_dim 128 4K
     484-494 / 443-447 / 427-429, causal 16K 470-476 / 442 / 423, causal 8K 437-440 / 417-427 / 391-402, but causal
     2K 337 / 356-366 / 327-329; head_dim 64 2K 381-385 / 353-357 / 371-383, causal 2K 315 / 303-305 / 278-279;
-    fp16 within a few percent of bf16."""
+    fp16 within a few percent of bf16. Below 2K keys the split dQ kernel: at 1K (results/sweeps/
+    h200-2026-12-02-gluon-dq-short-ab-bf16.csv, fused / split) head_dim 128 372-373 / 372-379, causal 256-258 /
+    267-268, head_dim 64 causal 238 / 248-249, as the float32 buffer's zeroing and conversion weigh against a short
+    backward; at 2K fused still led (head_dim 128 436-437 / 414-416, head_dim 64 381-386 / 353, causal 314 / 295)."""
     if BWD_GLUON_DQ is not None:
         return BWD_GLUON_DQ
+    if seqlen_k < GLUON_DQ_MIN_SEQLEN:
+        return False
     return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)
 
 

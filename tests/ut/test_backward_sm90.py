@@ -41,11 +41,11 @@ def test_backward_gluon_choice():
 
 
 def test_fused_dq_choice():
-    # Split dQ only where it measured faster: head_dim 128, causal, below 4K keys.
-    assert configs.backward_gluon_dq(128, False, 1024)
+    # Split dQ only where it measured faster: below 2K keys, and at head_dim 128 causal below 4K.
+    assert configs.backward_gluon_dq(128, False, 2048) and not configs.backward_gluon_dq(128, False, 1024)
     assert configs.backward_gluon_dq(128, True, 4096)
     assert not configs.backward_gluon_dq(128, True, 2048)
-    assert configs.backward_gluon_dq(64, True, 1024)
+    assert configs.backward_gluon_dq(64, True, 2048) and not configs.backward_gluon_dq(64, True, 1024)
     with mock.patch.object(configs, "BWD_GLUON_DQ", False):
         assert not configs.backward_gluon_dq(128, False, 8192)
 
