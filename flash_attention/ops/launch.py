@@ -15,10 +15,13 @@ that reaches the kernel, and the 16-byte alignment of each tensor. ``FLASH_ATTEN
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import torch
+from triton import knobs
+from triton.runtime.driver import driver
 
 ENABLED = os.environ.get("FLASH_ATTENTION_PLANS", "1") != "0"
 MAX_PLANS = 512  # per cache: each distinct shape of a model's attention adds one
@@ -50,9 +53,6 @@ class Plan:
     def launch(self, tensors: Dict[str, torch.Tensor]) -> None:
         """Relaunch with the tensors of this call by role (the names given to ``record``); each must match the
         recorded one in shape, strides, dtype and alignment, which the caller's key guarantees."""
-        from triton import knobs
-        from triton.runtime.driver import driver
-
         values = list(self.values)
         for pos, role, desc in self.slots:
             t = tensors[role]
@@ -77,10 +77,6 @@ def launch(jitfn: Any, grid: Tuple[int, ...], args: Sequence[Any], kwargs: Dict[
     if roles is None or not ENABLED or kernel is None:
         return None
     try:
-        import inspect
-
-        from triton.runtime.driver import driver
-
         if len({id(t) for t in roles.values()}) != len(roles):
             return None
         role_of = {id(t): name for name, t in roles.items()}
