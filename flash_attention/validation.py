@@ -25,30 +25,33 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     check_tensor("q", q, 4, "(batch, seqlen_q, nheads, headdim)")
     check_tensor("k", k, 4, "(batch, seqlen_k, nheads_k, headdim)")
     check_tensor("v", v, 4, "(batch, seqlen_k, nheads_k, headdim)")
-    allowed = GPU_DTYPES if q.device.type == "cuda" else CPU_DTYPES
-    if q.dtype not in allowed:
+    # Each attribute read once: this runs on every call, and at short sequences its host time counts.
+    dtype, device = q.dtype, q.device
+    allowed = GPU_DTYPES if device.type == "cuda" else CPU_DTYPES
+    if dtype not in allowed:
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
-        raise TypeError(f"q must have dtype in ({names}) on {q.device.type}, got {q.dtype}")
+        raise TypeError(f"q must have dtype in ({names}) on {device.type}, got {dtype}")
     for name, t in (("k", k), ("v", v)):
-        if t.dtype != q.dtype:
-            raise TypeError(f"{name} must have the same dtype as q ({q.dtype}), got {t.dtype}")
-        if t.device != q.device:
-            raise ValueError(f"{name} must be on the same device as q ({q.device}), got {t.device}")
-    batch, _, nheads, head_dim = q.shape
-    if k.shape[0] != batch or v.shape[0] != batch:
-        raise ValueError(f"k and v must have batch {batch} like q, got k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if v.shape[:3] != k.shape[:3]:
-        raise ValueError(f"v must have shape (batch, seqlen_k, nheads_k, headdim) = {tuple(k.shape)}, "
-                         f"got {tuple(v.shape)}")
-    if k.shape[3] != head_dim or v.shape[3] != head_dim:
-        raise ValueError(f"k and v must have headdim {head_dim} like q, got k {k.shape[3]}, v {v.shape[3]}")
+        if t.dtype != dtype:
+            raise TypeError(f"{name} must have the same dtype as q ({dtype}), got {t.dtype}")
+        if t.device != device:
+            raise ValueError(f"{name} must be on the same device as q ({device}), got {t.device}")
+    q_shape, k_shape, v_shape = q.shape, k.shape, v.shape
+    batch, _, nheads, head_dim = q_shape
+    if k_shape[0] != batch or v_shape[0] != batch:
+        raise ValueError(f"k and v must have batch {batch} like q, got k {tuple(k_shape)}, v {tuple(v_shape)}")
+    if v_shape[:3] != k_shape[:3]:
+        raise ValueError(f"v must have shape (batch, seqlen_k, nheads_k, headdim) = {tuple(k_shape)}, "
+                         f"got {tuple(v_shape)}")
+    if k_shape[3] != head_dim or v_shape[3] != head_dim:
+        raise ValueError(f"k and v must have headdim {head_dim} like q, got k {k_shape[3]}, v {v_shape[3]}")
     if head_dim % 8 != 0 or not 8 <= head_dim <= MAX_HEAD_DIM:
         raise ValueError(f"headdim must be a multiple of 8 between 8 and {MAX_HEAD_DIM}, got {head_dim}")
-    nheads_k = k.shape[2]
+    nheads_k = k_shape[2]
     if nheads_k == 0 or nheads % nheads_k != 0:
         raise ValueError(f"nheads of q ({nheads}) must be a multiple of nheads_k of k/v ({nheads_k})")
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.numel() > 0 and t.stride(-1) != 1:
+        if t.stride(-1) != 1 and t.numel() > 0:
             raise ValueError(f"{name} must have a contiguous last dimension (stride 1), got strides {t.stride()}")
 
 
