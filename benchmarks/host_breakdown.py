@@ -4,6 +4,9 @@ Each line times ``n`` back-to-back calls of one layer of the call path (the publ
 ``attention_forward``, the Gluon launcher, its descriptors, Triton's JIT launch, the compiled kernel's launcher
 called directly, the tensor allocations...), on a shape whose GPU work is a few microseconds, so the differences
 between lines are what each layer adds. ``benchmarks/host_overhead.py`` gives the totals against SDPA.
+The logs of 2026-12-02 (results/diagnostics/h200-2026-12-02-host-breakdown*.log) call the compiled-launcher line
+"descriptors given": it then called the compiled kernel's launcher with the JIT line's descriptors, where it now
+relaunches an ops/launch.py plan (the same launcher, with the plan's descriptor stand-ins).
 
     PYTHONPATH=. python benchmarks/host_breakdown.py --seqlen 1024 2048
 """
@@ -11,7 +14,6 @@ between lines are what each layer adds. ``benchmarks/host_overhead.py`` gives th
 from __future__ import annotations
 
 import argparse
-import inspect
 from typing import Callable, Dict, List, Tuple
 from unittest import mock
 
@@ -27,26 +29,6 @@ from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward, feature_args
 
 from host_overhead import host_us
-
-
-def direct(jitfn, grid: Tuple[int, ...], *args, **kwargs) -> Callable[[], None]:
-    """A closure that relaunches ``jitfn[grid](*args, **kwargs)`` through the compiled kernel's launcher, skipping
-    the JIT's argument specialization and cache lookup (the arguments must not change)."""
-    kernel = jitfn[grid](*args, **kwargs)
-    params = inspect.signature(jitfn.fn).parameters
-    bound = inspect.signature(jitfn.fn).bind(*args, **{k: v for k, v in kwargs.items() if k in params})
-    bound.apply_defaults()
-    values = list(bound.arguments.values())
-    from triton.runtime.driver import driver
-
-    dev = driver.active.get_current_device()
-    gx, gy, gz = (tuple(grid) + (1, 1))[:3]
-
-    def launch():
-        stream = driver.active.get_current_stream(dev)
-        kernel.run(gx, gy, gz, stream, kernel.function, kernel.packed_metadata, None, None, None, *values)
-
-    return launch
 
 
 def _no_plans(fn: Callable[[], object]) -> object:
@@ -89,7 +71,9 @@ def forward_layers(q, k, v, causal: bool) -> Dict[str, Callable[[], object]]:
         kw = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=forward_sm90.stages_for(head_dim, block_n),
                   CAUSAL=causal, OVERLAP=configs.GLUON_OVERLAP, PINGPONG=configs.GLUON_PINGPONG, num_warps=4)
         layers["JIT launch (descriptors given)"] = lambda: forward_sm90._attn_fwd_sm90[grid](*args, **kw)
-        layers["compiled launcher (descriptors given)"] = direct(forward_sm90._attn_fwd_sm90, grid, *args, **kw)
+        roles = {"q": q, "k": k, "v": v, "out": out, "lse": lse}
+        plan = launch.launch(forward_sm90._attn_fwd_sm90, grid, args, kw, roles)
+        layers["compiled launcher (plan relaunch)"] = lambda: plan.launch(roles)
     return layers
 
 

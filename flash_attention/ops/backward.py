@@ -706,11 +706,7 @@ def attention_backward(
     use_tma = not lay.varlen and configs.backward_tma(head_dim, block_d, local)
     acc4 = dq_acc.view(batch, nheads, seqlen_q, head_dim) if dq_acc is not None and not lay.varlen else None
     # Plans are kept for the Gluon path only (the default on Hopper where it applies); their tensors by role.
-    roles = None
-    if key is not None and gluon_dkdv:
-        roles = dict(q=q, k=k, v=v, dout=dout, out=out, lse=lse, delta=delta, lse2=lse2, dq=dq, dk=dk, dv=dv)
-        if acc4 is not None:
-            roles["dq_acc"] = acc4
+    roles = _roles(q, k, v, dout, out, lse, delta, lse2, dq, dk, dv, acc4) if key is not None and gluon_dkdv else None
     plans = {}
 
     def descriptors(tensors, rows):
@@ -823,6 +819,14 @@ def _plan_key(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
             configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128, configs.ONE_LOOP, configs.BWD_TMA)
 
 
+def _roles(q, k, v, dout, out, lse, delta, lse2, dq, dk, dv, dq_acc) -> dict:
+    """The backward's tensors by the names its plans record and relaunch them under (one list for both)."""
+    roles = dict(q=q, k=k, v=v, dout=dout, out=out, lse=lse, delta=delta, lse2=lse2, dq=dq, dk=dk, dv=dv)
+    if dq_acc is not None:
+        roles["dq_acc"] = dq_acc
+    return roles
+
+
 def _planned_backward(key: Optional[tuple], dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                       out: torch.Tensor, lse: torch.Tensor) -> Optional[Tuple[torch.Tensor, ...]]:
     """The Gluon path of ``attention_backward`` through the plans recorded under ``key`` (None when there are
@@ -835,10 +839,8 @@ def _planned_backward(key: Optional[tuple], dout: torch.Tensor, q: torch.Tensor,
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
     lse2 = torch.empty_like(delta)
-    roles = dict(q=q, k=k, v=v, dout=dout, out=out, lse=lse, delta=delta, lse2=lse2, dq=dq, dk=dk, dv=dv)
-    if fused:
-        roles["dq_acc"] = acc = torch.zeros(batch, nheads, seqlen_q, head_dim, device=q.device,
-                                            dtype=torch.float32)
+    acc = torch.zeros(batch, nheads, seqlen_q, head_dim, device=q.device, dtype=torch.float32) if fused else None
+    roles = _roles(q, k, v, dout, out, lse, delta, lse2, dq, dk, dv, acc)
     first.launch(roles)
     dkdv.launch(roles)
     if fused:

@@ -26,7 +26,7 @@ the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forw
 from __future__ import annotations
 
 import functools
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from triton.experimental import gluon
@@ -314,6 +314,12 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
             configs.GLUON_PINGPONG)
 
 
+def _roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+           lse: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The forward's tensors by the names its plan records and relaunches them under (one list for both)."""
+    return {"q": q, "k": k, "v": v, "out": out, "lse": lse}
+
+
 def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
                     v: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
     """``(out, lse)`` through the plan recorded under ``key`` (None when there is none): the launch without
@@ -323,7 +329,7 @@ def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
         return None
     out = torch.empty_like(q)
     lse = torch.empty((q.shape[0], q.shape[2], q.shape[1]), device=q.device, dtype=torch.float32)
-    plan.launch({"q": q, "k": k, "v": v, "out": out, "lse": lse})
+    plan.launch(_roles(q, k, v, out, lse))
     return out, lse
 
 
@@ -343,5 +349,5 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
                   PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
-    roles = None if plan_key is None else {"q": q, "k": k, "v": v, "out": out, "lse": lse}
+    roles = None if plan_key is None else _roles(q, k, v, out, lse)
     _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))

@@ -51,7 +51,7 @@ class Plan:
         self.kernel, self.grid, self.values, self.slots, self.device = kernel, grid, values, slots, device
 
     def launch(self, tensors: Dict[str, torch.Tensor]) -> None:
-        """Relaunch with the tensors of this call by role (the names given to ``record``); each must match the
+        """Relaunch with the tensors of this call by role (the names given to ``launch``); each must match the
         recorded one in shape, strides, dtype and alignment, which the caller's key guarantees."""
         values = list(self.values)
         for pos, role, desc in self.slots:
