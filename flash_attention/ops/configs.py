@@ -78,17 +78,43 @@ GLUON_BLOCK_N = 128
 GLUON_OVERLAP = True
 GLUON_PINGPONG = False
 GLUON_D64_MIN_SEQLEN = 8192
+GLUON_D64_PERSISTENT_MIN_SEQLEN = 2048  # head_dim 64 without a mask, in the persistent form
 
 
-def forward_gluon(head_dim: int, seqlen_k: int) -> bool:
+def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
     """Whether a call the Gluon forward covers takes it. H200, bf16, the Gluon kernel against the tl kernel in the
     same process (results/sweeps/h200-2026-12-02-gluon-fwd-ab-bf16-{b,c}.csv, direct kernel calls): head_dim 128
     ahead at every length (16K 593 vs 537 TFLOPS, 1K 512 vs 444; causal 4K 561 vs 467); head_dim 64 behind at 1K-2K
     (1K 358 vs 402, 2K 402 vs 432, causal 2K 324 vs 343), even at 4K (422 vs 426), ahead from 8K (438 vs 422, causal
-    421 vs 397; 16K 451 vs 440)."""
+    421 vs 397; 16K 451 vs 440). Head_dim 64 without a mask in the persistent form with three consumers
+    (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv): ahead from 2K (2K 440-463 vs 414-431, 4K 467 vs
+    425, 16K 515 vs 432), behind at 1K (366-369 vs 383-400)."""
     if FWD_GLUON is not None:
         return FWD_GLUON
-    return head_dim == 128 or seqlen_k >= GLUON_D64_MIN_SEQLEN
+    if head_dim == 128:
+        return True
+    if not causal and forward_gluon_persistent(head_dim, causal):
+        return seqlen_k >= GLUON_D64_PERSISTENT_MIN_SEQLEN
+    return seqlen_k >= GLUON_D64_MIN_SEQLEN
+
+
+# The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
+# None picks it without a causal mask, True/False force it on/off.
+FWD_GLUON_PERSISTENT: bool | None = None
+
+
+def forward_gluon_persistent(head_dim: int, causal: bool) -> bool:
+    """Whether the Gluon forward runs in its persistent form. H200, bf16, same process, against the one-tile form
+    (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv, TFLOPS persistent / one tile per program): without
+    a mask ahead, head_dim 128 1K 522 / 497-503, 2K 574-578 / 559-598, 4K 603 / 592, 16K 625 / 586, head_dim 64
+    (three consumers) 2K 440-463 / 394-401, 16K 515 / 446. Under a causal mask behind from 4K (head_dim 128 4K 542 /
+    579, 16K 481 / 620: tiles of unequal work leave the programs at different heads, whose K and V then no longer
+    share L2; the hardware's own scheduling of one-tile programs keeps them together) and level below (1K 380 /
+    376, 2K 474 / 465), so causal calls keep the one-tile form."""
+    if FWD_GLUON_PERSISTENT is not None:
+        return FWD_GLUON_PERSISTENT
+    return not causal
+
 
 # Backward on Hopper: the warp-specialized Gluon dK/dV kernel (ops/backward_sm90.py) where it covers the call, with
 # dQ fused into it or from the split dQ kernel. None = the measured choice (backward_gluon_dq below); True/False

@@ -16,6 +16,14 @@ The producer spends its time waiting, so it gives its registers to the consumers
 consumer's half of the Q tile takes its output tile at the end (its last read of Q has completed by then), which
 leaves room for three K/V stages at head_dim 128.
 
+Two forms share that loop (``_attend``). The one-tile form launches a program per 128-row query tile. The
+persistent form (``_attn_fwd_sm90_persistent``, the default without a causal mask: ``configs.forward_gluon_persistent``)
+launches one program per SM, which walks a list of query tiles with its barriers and K/V ring carried from one to
+the next: the next tile's Q and first K/V tiles load while the current one finishes, and at head_dim 64 three
+consumers share a 192-row tile. Under a causal mask its tiles differ in work, the programs drift apart across
+heads and lose the L2 reuse of K and V that the hardware's scheduling of one-tile programs keeps, so causal calls
+take the one-tile form (benchmarks/NOTES.md, entry 29).
+
 Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/ALiBi/bias/mask/dropout/window/varlen; causal
 with any diagonal; GQA; any sequence lengths (a tile past the end of the keys is zero-filled by the copy engine and
 masked; output rows past the end of the queries are clipped by the TMA store). Everything else, and every
@@ -97,6 +105,76 @@ def _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAU
 
 
 @gluon.jit
+def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo, full_hi, hi, offs_m, seqlen_k,
+            diag, qk_scale, m_i, l_i, acc, CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+            STAGES: gl.constexpr, CAUSAL: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr):
+    """The overlapped loop over one query tile's key tiles ``[lo, hi)``: tile j's ``S = Q K^T`` is issued before
+    tile j-1's ``O += P V``, and the softmax of tile j runs while that ``P V`` is still on the tensor cores.
+    ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
+    ``(acc, m_i, l_i, i)``. With ``RELEASE_Q`` the consumer tells the producer once its last read of Q is done
+    (before the last ``P V``), so the next tile's Q can land while this one finishes."""
+    dtype: gl.constexpr = q.dtype
+    s_layout: gl.constexpr = mma_layout(BLOCK_N)
+    o_layout: gl.constexpr = mma_layout(HEAD_DIM)
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+    zero_s = gl.zeros([ROWS, BLOCK_N], gl.float32, layout=s_layout)
+    if lo < hi:
+        i0 = i
+        mbarrier.wait(k_ready.index(i % STAGES), (i // STAGES) & 1)
+        qk = warpgroup_mma(q, k_smem.index(i % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
+                           use_acc=False)
+        p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+        pa = gl.convert_layout(p.to(dtype), p_layout)
+        if PINGPONG:
+            if CID == 1:
+                mbarrier.arrive(turn.index(0), count=1)  # consumer 0 issues first
+        i += 1
+        for start in range(lo + BLOCK_N, hi, BLOCK_N):
+            s = i % STAGES
+            prev = (i - 1) % STAGES
+            mbarrier.wait(k_ready.index(s), (i // STAGES) & 1)
+            mbarrier.wait(v_ready.index(prev), ((i - 1) // STAGES) & 1)
+            if PINGPONG:
+                # The two consumers take turns issuing their products, so one's softmax meets the other's
+                # matrix products instead of both computing the same thing at the same time.
+                mbarrier.wait(turn.index(CID), (i - i0 - 1) & 1)
+            qk = warpgroup_mma(q, k_smem.index(s).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
+                               use_acc=False, is_async=True)
+            acc = warpgroup_mma(pa, v_smem.index(prev).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
+            if PINGPONG:
+                mbarrier.arrive(turn.index(1 - CID), count=1)
+            qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+            acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
+            mbarrier.arrive(kv_empty.index(prev), count=1)
+            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+            pa = gl.convert_layout(p.to(dtype), p_layout)
+            i += 1
+        if RELEASE_Q:
+            mbarrier.arrive(q_empty, count=1)
+        last = (i - 1) % STAGES
+        mbarrier.wait(v_ready.index(last), ((i - 1) // STAGES) & 1)
+        acc = warpgroup_mma(pa, v_smem.index(last).reshape([BLOCK_N, HEAD_DIM]), acc)
+        mbarrier.arrive(kv_empty.index(last), count=1)
+    elif RELEASE_Q:
+        mbarrier.arrive(q_empty, count=1)
+    return acc, m_i, l_i, i
+
+
+@gluon.jit
+def _finish(acc, m_i, l_i):
+    """``(out, lse)`` of a query tile: rows that saw no key get output 0 and lse -inf, as FlashAttention defines
+    them."""
+    row_o: gl.constexpr = gl.SliceLayout(1, acc.type.layout)
+    empty = l_i == 0.0
+    l_safe = gl.where(empty, 1.0, l_i)
+    out = acc / gl.convert_layout(l_safe, row_o)[:, None]
+    lse = gl.where(empty, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
+    return out, lse
+
+
+@gluon.jit
 def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
               off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
               CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
@@ -119,44 +197,9 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
 
     mbarrier.wait(q_bar, 0)
     if OVERLAP:
-        # Software pipeline within the warp group: tile j's S = Q K^T is issued before tile j-1's O += P V, and
-        # the softmax of tile j runs while that P V is still on the tensor cores.
-        if lo < hi:
-            mbarrier.wait(k_ready.index(0), 0)
-            qk = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
-                               use_acc=False)
-            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
-            pa = gl.convert_layout(p.to(dtype), p_layout)
-            if PINGPONG:
-                if CID == 1:
-                    mbarrier.arrive(turn.index(0), count=1)  # consumer 0 issues first
-            i = 1
-            for start in range(lo + BLOCK_N, hi, BLOCK_N):
-                s = i % STAGES
-                prev = (i - 1) % STAGES
-                mbarrier.wait(k_ready.index(s), (i // STAGES) & 1)
-                mbarrier.wait(v_ready.index(prev), ((i - 1) // STAGES) & 1)
-                if PINGPONG:
-                    # The two consumers take turns issuing their products, so one's softmax meets the other's
-                    # matrix products instead of both computing the same thing at the same time.
-                    mbarrier.wait(turn.index(CID), (i - 1) & 1)
-                qk = warpgroup_mma(q, k_smem.index(s).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
-                                   use_acc=False, is_async=True)
-                acc = warpgroup_mma(pa, v_smem.index(prev).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
-                if PINGPONG:
-                    mbarrier.arrive(turn.index(1 - CID), count=1)
-                qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
-                p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale,
-                                              CAUSAL)
-                acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
-                mbarrier.arrive(kv_empty.index(prev), count=1)
-                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-                pa = gl.convert_layout(p.to(dtype), p_layout)
-                i += 1
-            last = (i - 1) % STAGES
-            mbarrier.wait(v_ready.index(last), ((i - 1) // STAGES) & 1)
-            acc = warpgroup_mma(pa, v_smem.index(last).reshape([BLOCK_N, HEAD_DIM]), acc)
-            mbarrier.arrive(kv_empty.index(last), count=1)
+        acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_bar, gl.to_tensor(0), lo,
+                                   full_hi, hi, offs_m, seqlen_k, diag, qk_scale, m_i, l_i, acc, CID, BLOCK_N,
+                                   HEAD_DIM, STAGES, CAUSAL, PINGPONG, False)
     else:
         i = 0
         for start in range(lo, hi, BLOCK_N):
@@ -175,11 +218,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
             mbarrier.arrive(kv_empty.index(s), count=1)
             i += 1
 
-    # Rows that saw no key: output 0 and lse -inf, as FlashAttention defines them.
-    empty = l_i == 0.0
-    l_safe = gl.where(empty, 1.0, l_i)
-    out = acc / gl.convert_layout(l_safe, row_o)[:, None]
-    lse = gl.where(empty, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
+    out, lse = _finish(acc, m_i, l_i)
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
     # This warp group's last read of its Q half has completed (every MMA was waited for): the half takes the
     # output tile. Rows past seqlen_q fall outside the descriptor's bounds, and the copy engine drops them.
@@ -187,6 +226,19 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
     fence_async_shared()
     tma.async_copy_shared_to_global(o_desc, [off_b, off_h, r0, 0], q_tile)
     tma.store_wait(pendings=0)
+
+
+@gluon.jit
+def _key_range(m0, seqlen_k, diag, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr):
+    """``(lo, full_hi, hi)`` for the query rows ``[m0, m0 + BLOCK_M)``: the key tiles ``[lo, hi)`` hold every key
+    one of them sees, and those below ``full_hi`` need no mask for any of them."""
+    lo = 0
+    hi = seqlen_k
+    full_hi = (seqlen_k // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        hi = gl.minimum(hi, gl.maximum(m0 + BLOCK_M + diag, 0))
+        full_hi = gl.minimum(full_hi, gl.maximum(((m0 + diag + 1) // BLOCK_N) * BLOCK_N, 0))
+    return lo, full_hi, hi
 
 
 @gluon.jit
@@ -202,13 +254,7 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, se
     off_hk = off_h // group
     m0 = pid_m * BLOCK_M
 
-    lo = 0
-    hi = seqlen_k
-    # Key tiles below full_hi need no mask for any row of this program.
-    full_hi = (seqlen_k // BLOCK_N) * BLOCK_N
-    if CAUSAL:
-        hi = gl.minimum(hi, gl.maximum(m0 + BLOCK_M + diag, 0))
-        full_hi = gl.minimum(full_hi, gl.maximum(((m0 + diag + 1) // BLOCK_N) * BLOCK_N, 0))
+    lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK_M, BLOCK_N, CAUSAL)
 
     q_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, 1, 1, ROWS, HEAD_DIM], q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], k_desc.layout)
@@ -239,6 +285,166 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, se
     ], [4, 4], [240, 240])
 
 
+# --- The persistent form: one program per SM walks a list of query tiles --------------------------------------
+#
+# At short lengths a query tile's own work is only a few key tiles (8 at 1K keys), so what surrounds it (a
+# program's start, its Q load, the pipeline's fill, the epilogue and the output store) is a large share of it. Here
+# each program keeps its barriers and its K/V ring across tiles: the producer loads the next tile's Q as soon as
+# the consumers' last ``S = Q K^T`` of the current one is done, and its K/V tiles while they finish, so the
+# epilogue of one tile overlaps the loads of the next. The output leaves from registers (Q's shared memory holds
+# the next tile's Q by then). ``CONSUMERS`` warp groups of 64 query rows each: 3 at head_dim 64 (a 192-row tile,
+# where each warp group's products are short and a third keeps the tensor cores fed), else 2.
+
+
+@gluon.jit
+def _tile_index(t0, num_tiles, CAUSAL: gl.constexpr):
+    """The tile this program takes in the round of tiles starting at ``t0`` (one tile per program per round), or
+    ``num_tiles`` and above for none. Under a causal mask tiles differ in work, and a program that took the same
+    position every round would take the same kind of tile each time (at 1K keys and 6 tiles per head, 132 programs
+    each saw one tile size only): odd rounds run backwards, so a program's long and short tiles alternate."""
+    nprog = gl.num_programs(0)
+    t = t0 + gl.program_id(0)
+    if CAUSAL:
+        if (t0 // nprog) % 2 == 1:
+            t = t0 + nprog - 1 - gl.program_id(0)
+    return t
+
+
+@gluon.jit
+def _tile_coords(t, num_m, nheads, BLOCK_M: gl.constexpr, CAUSAL: gl.constexpr):
+    """Query tile ``t``: ``(batch, head, first row)``. Tiles of one head are neighbours (its K and V stay in L2
+    while several programs read them); under a causal mask the tiles with the most keys come first within each
+    head."""
+    bh = t // num_m
+    r = t % num_m
+    mb = (num_m - 1 - r) if CAUSAL else r
+    return bh // nheads, bh % nheads, mb * BLOCK_M
+
+
+@gluon.jit
+def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                         num_tiles, num_m, nheads, group, seqlen_k, diag, NC: gl.constexpr, BLOCK_N: gl.constexpr,
+                         STAGES: gl.constexpr, CAUSAL: gl.constexpr):
+    BLOCK: gl.constexpr = NC * ROWS
+    i = 0
+    n = 0
+    for t0 in range(0, num_tiles, gl.num_programs(0)):
+        t = _tile_index(t0, num_tiles, CAUSAL)
+        if t < num_tiles:
+            off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
+            off_hk = off_h // group
+            lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
+            # Q's shared memory is free once every consumer's last S = Q K^T of the previous tile is done.
+            mbarrier.wait(q_empty, (n & 1) ^ 1)
+            mbarrier.expect(q_bar, NC * q_desc.block_type.nbytes)
+            for c in gl.static_range(NC):
+                tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + c * ROWS, 0], q_bar, q_smem.index(c))
+            for start in range(lo, hi, BLOCK_N):
+                s = i % STAGES
+                mbarrier.wait(kv_empty.index(s), ((i // STAGES) & 1) ^ 1)
+                mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
+                tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, start, 0], k_ready.index(s),
+                                                k_smem.index(s))
+                mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
+                tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, start, 0], v_ready.index(s),
+                                                v_smem.index(s))
+                i += 1
+            n += 1
+
+
+@gluon.jit
+def _consumer_persistent(Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem,
+                         q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k,
+                         diag, qk_scale, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr,
+                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):
+    dtype: gl.constexpr = q_smem.dtype
+    BLOCK: gl.constexpr = NC * ROWS
+    s_layout: gl.constexpr = mma_layout(BLOCK_N)
+    o_layout: gl.constexpr = mma_layout(HEAD_DIM)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+    q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
+    i = gl.to_tensor(0)
+    n = 0
+    for t0 in range(0, num_tiles, gl.num_programs(0)):
+        t = _tile_index(t0, num_tiles, CAUSAL)
+        if t < num_tiles:
+            off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
+            lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
+            r0 = m0 + CID * ROWS
+            offs_m = r0 + gl.arange(0, ROWS, layout=row_s)
+            m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
+            l_i = gl.zeros([ROWS], gl.float32, layout=row_s)
+            acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
+            mbarrier.wait(q_bar, n & 1)
+            acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo,
+                                       full_hi, hi, offs_m, seqlen_k, diag, qk_scale, m_i, l_i, acc, CID, BLOCK_N,
+                                       HEAD_DIM, STAGES, CAUSAL, False, True)
+            out, lse = _finish(acc, m_i, l_i)
+            lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+            gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
+            o_base = off_b.to(gl.int64) * stride_ob + off_h.to(gl.int64) * stride_oh
+            o_rows = r0 + gl.arange(0, ROWS, layout=row_o)
+            cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
+            o_ptrs = Out + o_base + o_rows.to(gl.int64)[:, None] * stride_os + cols[None, :]
+            gl.store(o_ptrs, out.to(dtype), mask=(o_rows < seqlen_q)[:, None])
+            n += 1
+
+
+@gluon.jit
+def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb,
+                              stride_lh, batch, nheads, seqlen_q, seqlen_k, group, diag, qk_scale,
+                              HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                              CAUSAL: gl.constexpr, NC: gl.constexpr):
+    dtype: gl.constexpr = q_desc.dtype
+    num_m = gl.cdiv(seqlen_q, NC * ROWS)
+    num_tiles = num_m * nheads * batch
+    q_smem = gl.allocate_shared_memory(dtype, [NC, 1, 1, ROWS, HEAD_DIM], q_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    mbarrier.init(q_empty, count=NC)
+    for st in gl.static_range(STAGES):
+        mbarrier.init(k_ready.index(st), count=1)
+        mbarrier.init(v_ready.index(st), count=1)
+        mbarrier.init(kv_empty.index(st), count=NC)
+
+    # The argument lists are written out per call: Gluon takes the partitions' functions only inside the list.
+    if NC == 3:
+        # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
+        gl.warp_specialize([
+            (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
+                                    kv_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES,
+                                    CAUSAL)),
+            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
+                                    seqlen_q, seqlen_k, diag, qk_scale, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
+                                    seqlen_q, seqlen_k, diag, qk_scale, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
+                                    seqlen_q, seqlen_k, diag, qk_scale, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+        ], [4, 4, 4], [160, 160, 160])
+    else:
+        gl.warp_specialize([
+            (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
+                                    kv_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES,
+                                    CAUSAL)),
+            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
+                                    seqlen_q, seqlen_k, diag, qk_scale, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
+                                    seqlen_q, seqlen_k, diag, qk_scale, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+        ], [4, 4], [240, 240])
+
+
 @functools.lru_cache(maxsize=None)
 def is_sm90(index: int) -> bool:
     """Whether CUDA device ``index`` is a Hopper GPU (asked once per device: the query costs host time per call)."""
@@ -255,7 +461,8 @@ def covers(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, f: Features) -> bool:
     """Whether this kernel takes the call: an sm_90 GPU, tensors the copy engine can address, an attention it
     covers, and a shape where it measured faster than the tl kernel (``configs.forward_gluon``)."""
-    if configs.interpreting() or q.device.type != "cuda" or not configs.forward_gluon(q.shape[-1], k.shape[1]):
+    if configs.interpreting() or q.device.type != "cuda" or not configs.forward_gluon(
+            q.shape[-1], k.shape[1], f.causal):
         return False
     return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, out)))
@@ -311,7 +518,7 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
             configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
-            configs.GLUON_PINGPONG)
+            configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN)
 
 
 def _roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -333,15 +540,49 @@ def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
     return out, lse
 
 
+@functools.lru_cache(maxsize=None)
+def num_sms(index: int) -> int:
+    """Streaming multiprocessors of CUDA device ``index`` (asked once per device)."""
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def consumers_for(head_dim: int) -> int:
+    """Consumer warp groups of the persistent form: 3 at head_dim 64, 2 at 128 (whose accumulators need the
+    registers of two)."""
+    return 3 if head_dim <= 64 else 2
+
+
+def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
+    """K/V stages beside the persistent form's Q tile (its output leaves from registers)."""
+    return ring_stages(nc * ROWS.value * head_dim * 2, 2 * block_n * head_dim * 2)
+
+
 def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features, out: torch.Tensor,
                            lse: torch.Tensor, block_n: int = 0, stages: int = 0, overlap: bool | None = None,
-                           pingpong: bool | None = None, plan_key: Optional[tuple] = None) -> None:
+                           pingpong: bool | None = None, plan_key: Optional[tuple] = None,
+                           persistent: bool | None = None, consumers: int = 0) -> None:
     """Launch the Gluon forward into ``out``/``lse`` (already allocated; ``supported`` was checked). With
     ``plan_key`` (from ``plan_key``, for outputs allocated as ``planned_forward`` does), the launch is recorded
-    for ``planned_forward``."""
+    for ``planned_forward``. ``persistent`` (default: ``configs.forward_gluon_persistent``) picks the persistent
+    form, with ``consumers`` warp groups (default ``consumers_for``)."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
+    if persistent is None:
+        persistent = configs.forward_gluon_persistent(head_dim, f.causal)
+    roles = None if plan_key is None else _roles(q, k, v, out, lse)
+    if persistent:
+        nc = consumers or consumers_for(head_dim)
+        stages = stages or persistent_stages_for(head_dim, block_n, nc)
+        tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
+        grid = (min(tiles, num_sms(q.device.index or 0)),)
+        q_desc, k_desc, v_desc = bhsd_descriptors((q, k, v), (ROWS.value, block_n, block_n))
+        args = (q_desc, k_desc, v_desc, out, out.stride(0), out.stride(2), out.stride(1), lse, *lse.stride()[:2],
+                batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k),
+                f.softmax_scale * LOG2E)
+        kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal, NC=nc, num_warps=4)
+        _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
+        return
     stages = stages or stages_for(head_dim, block_n)
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
     args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], seqlen_q, seqlen_k, nheads // nheads_k,
@@ -349,5 +590,4 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
                   PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
-    roles = None if plan_key is None else _roles(q, k, v, out, lse)
     _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))

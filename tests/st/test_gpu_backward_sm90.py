@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 import torch
 
-from flash_attention.ops import backward_sm90, configs
+from flash_attention.ops import backward_sm90, configs, launch
 from flash_attention.testing import AttnCase, cases_product, check_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
@@ -68,6 +68,8 @@ def test_default_path_and_deterministic(causal):
         fast = grads(False)
         assert m.call_count == 1 and _fused(m)
         first, second = grads(True), grads(True)
-        assert m.call_count == 3 and not _fused(m)
+        # The second deterministic call relaunches the first one's launch plan (ops/launch.py), which skips this
+        # launcher; without plans it runs again.
+        assert m.call_count == (2 if launch.ENABLED else 3) and not _fused(m)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert all((a.float() - b.float()).abs().max() < 0.05 for a, b in zip(fast, first))

@@ -61,3 +61,51 @@ def test_gluon_declines_other_features(gluon_calls):
                  AttnCase(2, 300, 300, 4, 4, 96)):
         check_case(case, torch.bfloat16, "cuda", backward=False)
     assert gluon_calls.call_count == 0
+
+
+@pytest.fixture
+def persistent_calls(gluon_calls):
+    """Forces the persistent form and records the kernels launched, so a test fails if the call took the other."""
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", True), \
+            mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
+        yield m
+
+
+def _ran_persistent(m) -> bool:
+    return m.call_count == 1 and m.call_args.args[0] is forward_sm90._attn_fwd_sm90_persistent
+
+
+@pytest.mark.parametrize("case", cases_product(SEQLENS, heads=((8, 2),), head_dims=(64, 128)), ids=str)
+def test_persistent_forward(case, persistent_calls):
+    check_case(case, torch.float16, "cuda", backward=False)
+    assert _ran_persistent(persistent_calls)
+
+
+@pytest.mark.parametrize("consumers", [2, 3])
+@pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 64), AttnCase(2, 1000, 1000, 8, 2, 64, causal=True),
+                                  AttnCase(2, 700, 1500, 8, 8, 64, causal=True),
+                                  AttnCase(2, 1500, 700, 8, 8, 128, causal=True)], ids=str)
+def test_persistent_forward_bf16_consumers(case, consumers, persistent_calls):
+    """bf16, and both consumer counts at head_dim 64 (3 is its default; 128 always takes 2)."""
+    nc = consumers if case.head_dim == 64 else 2
+    with mock.patch.object(forward_sm90, "consumers_for", return_value=nc):
+        check_case(case, torch.bfloat16, "cuda", backward=False)
+    assert _ran_persistent(persistent_calls)
+    assert persistent_calls.call_args.args[3]["NC"] == nc  # launch(jitfn, grid, args, kwargs, roles)
+
+
+@pytest.mark.parametrize("case", [AttnCase(4, 3000, 3000, 16, 4, 128, causal=True), AttnCase(4, 3000, 2000, 16, 4, 64),
+                                  AttnCase(3, 2000, 3000, 16, 16, 64, causal=True),
+                                  AttnCase(1, 8192, 8192, 4, 1, 128, causal=True)], ids=str)
+def test_persistent_forward_many_tiles(case, persistent_calls):
+    """More query tiles than SMs: each program walks several, its K/V ring and barriers carried across them (odd
+    rounds backwards under a causal mask); the backward takes the forward's lse."""
+    check_case(case, torch.bfloat16, "cuda", backward=True)
+    assert persistent_calls.call_count >= 1
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("layout", ["bshd", "bhsd"])
+def test_persistent_forward_gqa_strided(causal, layout, persistent_calls):
+    check_case(AttnCase(2, 1500, 1700, 16, 4, 128, causal), torch.float16, "cuda", layout=layout, backward=False)
+    assert _ran_persistent(persistent_calls)

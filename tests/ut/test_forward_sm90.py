@@ -40,12 +40,24 @@ def test_never_on_cpu_tensors():
 
 
 def test_default_choice_by_head_dim_and_length():
-    assert configs.forward_gluon(128, 1024) and configs.forward_gluon(128, 65536)
-    assert not configs.forward_gluon(64, 4096) and configs.forward_gluon(64, 8192)
+    assert configs.forward_gluon(128, 1024) and configs.forward_gluon(128, 65536, causal=True)
+    # head_dim 64: from 2K keys without a mask (the persistent form), from 8K with one
+    assert not configs.forward_gluon(64, 1024) and configs.forward_gluon(64, 2048)
+    assert not configs.forward_gluon(64, 4096, causal=True) and configs.forward_gluon(64, 8192, causal=True)
     with mock.patch.object(configs, "FWD_GLUON", False):
         assert not configs.forward_gluon(128, 16384)
     with mock.patch.object(configs, "FWD_GLUON", True):
         assert configs.forward_gluon(64, 1024)
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", False):
+        assert not configs.forward_gluon(64, 4096)
+
+
+def test_persistent_form_without_a_mask_only():
+    assert configs.forward_gluon_persistent(128, False) and configs.forward_gluon_persistent(64, False)
+    assert not configs.forward_gluon_persistent(128, True)
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", True):
+        assert configs.forward_gluon_persistent(64, True)
+    assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(128) == 2
 
 
 @pytest.mark.parametrize("head_dim,block_n,stages", [(128, 128, 3), (64, 128, 4), (128, 64, 4), (64, 64, 4)])
@@ -53,6 +65,9 @@ def test_stages_fit_shared_memory(head_dim, block_n, stages):
     assert forward_sm90.stages_for(head_dim, block_n) == stages
     used = (forward_sm90.BLOCK_M.value + 2 * stages * block_n) * head_dim * 2
     assert used <= SMEM_LIMIT - 1024
+    nc = forward_sm90.consumers_for(head_dim)
+    p_stages = forward_sm90.persistent_stages_for(head_dim, block_n, nc)
+    assert p_stages >= 3 and (64 * nc + 2 * p_stages * block_n) * head_dim * 2 <= SMEM_LIMIT - 1024
 
 
 def _inspect(*extra: str) -> dict:
@@ -68,12 +83,25 @@ def _inspect(*extra: str) -> dict:
 @pytest.mark.parametrize("head_dim", [64, 128])
 @pytest.mark.parametrize("causal", [0, 1])
 def test_compiles_for_sm90(head_dim, causal):
-    r = _inspect("--d", str(head_dim), "--causal", str(causal))
+    r = _inspect("--d", str(head_dim), "--causal", str(causal), "--set", "FWD_GLUON_PERSISTENT=0")
     assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r  # no spills
     assert r["shared"] <= SMEM_LIMIT, r
     assert r["wgmma"] > 0 and r["hgmma_sass"] == r["wgmma"], r
     assert "1" in r["waits"], r  # the overlapped loop keeps one product in flight through the softmax
     assert {"24", "240"} <= set(r["setmaxnreg"]), r  # producer down to 24 registers, consumers up to 240
+
+
+@pytest.mark.parametrize("head_dim,regs", [(64, "160"), (128, "240")])
+def test_persistent_form_compiles_for_sm90(head_dim, regs):
+    """The persistent form (the default without a mask): no spills, three consumers of 160 registers at head_dim
+    64 and two of 240 at 128. Under a causal mask (forced here) it compiles, with a few spills outside the inner
+    loop's unmasked path."""
+    r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1")
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
+    assert r["shared"] <= SMEM_LIMIT and "1" in r["waits"], r
+    assert regs in r["setmaxnreg"], r
+    r = _inspect("--d", str(head_dim), "--causal", "1", "--set", "FWD_GLUON_PERSISTENT=1")
+    assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
 
 
 def test_compiles_other_loop_forms():
