@@ -21,21 +21,24 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 SDPA = torch.nn.attention.SDPBackend
 
 
-def parse_variants(text: str) -> Dict[int, List[Tuple[int, int, bool, bool, bool, int]]]:
-    """``"128=128x2+128x3o+128x3op;64=128x4s+128x4x2s"`` -> {head_dim: [(block_n, stages, overlap, pingpong,
-    persistent, consumers), ...]}: a trailing ``o`` turns on the overlapped loop (``configs.GLUON_OVERLAP``), ``p``
-    the consumers' turn-taking (``configs.GLUON_PINGPONG``), ``s`` the persistent form (which always overlaps), whose
-    consumer count is an optional third number (default ``forward_sm90.consumers_for``); stages 0 = the default."""
-    out: Dict[int, List[Tuple[int, int, bool, bool, bool, int]]] = {}
+def parse_variants(text: str) -> Dict[int, List[Tuple[int, int, bool, bool, bool, int, bool, bool]]]:
+    """``"128=128x2+128x3o+128x3op;64=128x4s+128x4x2s+128x0t+128x0d"`` -> {head_dim: [(block_n, stages, overlap,
+    pingpong, persistent, consumers, tile_per_program, dynamic), ...]}: a trailing ``o`` turns on the overlapped
+    loop (``configs.GLUON_OVERLAP``), ``p`` the consumers' turn-taking (``configs.GLUON_PINGPONG``), ``s`` the
+    persistent form (which always overlaps), ``t`` that kernel launched with one program per query tile, ``d`` the
+    persistent form with its dynamic schedule; the persistent kernel's consumer count is an optional third number
+    (default ``forward_sm90.consumers_for``); stages 0 = the default."""
+    out: Dict[int, List[Tuple[int, int, bool, bool, bool, int, bool, bool]]] = {}
     for part in text.split(";"):
         d, specs = part.split("=")
         out[int(d)] = []
         for sp in specs.split("+"):
-            digits = sp.rstrip("ops")
+            digits = sp.rstrip("opstd")
             flags = sp[len(digits):]
             nums = [int(x) for x in digits.split("x")] + [0]
-            out[int(d)].append((nums[0], nums[1], "o" in flags or "s" in flags, "p" in flags, "s" in flags,
-                                nums[2]))
+            kernel = "s" in flags or "t" in flags or "d" in flags
+            out[int(d)].append((nums[0], nums[1], "o" in flags or kernel, "p" in flags, kernel, nums[2],
+                                "t" in flags, "d" in flags))
     return out
 
 
@@ -63,23 +66,27 @@ def main() -> None:
             t_tl = bench(lambda: attention_forward(q, k, v, f))
             base = dict(dtype=dname, d=sh.head_dim, causal=int(sh.causal), seqlen=sh.seqlen,
                         tl_tflops=fl / t_tl * 1e-9, **{f"{n}_tflops": t for n, t in anchors.items()})
-            for block_n, stages, overlap, pingpong, persistent, consumers in variants[sh.head_dim]:
+            for (block_n, stages, overlap, pingpong, persistent, consumers, per_tile,
+                 dynamic) in variants[sh.head_dim]:
                 out = torch.empty_like(q)
                 lse = torch.empty(q.shape[0], q.shape[2], q.shape[1], device="cuda")
 
                 def fn() -> None:
                     forward_sm90.attention_forward_sm90(q, k, v, f, out, lse, block_n, stages, overlap, pingpong,
-                                                        persistent=persistent, consumers=consumers)
+                                                        persistent=persistent, consumers=consumers,
+                                                        tile_per_program=per_tile, dynamic=dynamic)
                 try:
                     fn()
                     diff = float((out.float() - ref).abs().max())
                     t = bench(fn)
                 except Exception as exc:  # out of shared memory and the like: record and go on
                     print(f"{dname} {sh} {block_n}x{stages} overlap={overlap} pingpong={pingpong} "
-                          f"persistent={persistent}x{consumers}: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+                          f"persistent={persistent}x{consumers} per_tile={per_tile} dynamic={dynamic}: "
+                          f"{type(exc).__name__}: {str(exc)[:200]}", flush=True)
                     continue
                 rows.append(dict(base, block_n=block_n, stages=stages, overlap=int(overlap), pingpong=int(pingpong),
-                                 persistent=int(persistent), consumers=consumers,
+                                 persistent=int(persistent), consumers=consumers, tile_per_program=int(per_tile),
+                                 dynamic=int(dynamic),
                                  gluon_tflops=fl / t * 1e-9, vs_tl=t_tl / t,
                                  vs_cudnn=fl / t * 1e-9 / anchors["cudnn"], max_diff=diff))
                 print(rows[-1], flush=True)

@@ -18,6 +18,7 @@ transformers itself is imported only by ``register``; the attention function nee
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Optional, Tuple
 
 import torch
@@ -88,8 +89,9 @@ def flash_attention_forward(
         is_causal: overrides ``module.is_causal``.
         **kwargs: ``softcap``, ``sliding_window`` and ``position_bias`` are used, and ``cu_seq_lens_q``/``_k`` with
             ``max_length_q``/``_k`` (packed sequences, e.g. from ``DataCollatorWithFlattening``) select
-            ``flash_attn_varlen_func`` on the batch-1 packed input instead of a block-diagonal mask; other model
-            kwargs are ignored.
+            ``flash_attn_varlen_func`` on the batch-1 packed input instead of a block-diagonal mask;
+            ``deterministic`` (default: the environment's ``FLASH_ATTENTION_DETERMINISTIC=1``, as transformers reads
+            it for flash-attn) is passed on; other model kwargs are ignored.
 
     Returns:
         ``(attn_output, None)``: ``attn_output`` is ``(batch, seqlen_q, heads, head_dim)``; no attention weights.
@@ -142,6 +144,9 @@ def flash_attention_forward(
     q, k, v = (t.transpose(1, 2) for t in (query, key, value))  # strided views, no copies
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
 
+    deterministic = kwargs.get("deterministic")
+    if deterministic is None:
+        deterministic = os.environ.get("FLASH_ATTENTION_DETERMINISTIC", "0") == "1"
     cu_q, cu_k = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
     if cu_q is not None and cu_k is not None and q.shape[0] == 1 and position_bias is None:
         # Packed documents: each attends to itself only; the (block-diagonal) mask is then redundant.
@@ -149,7 +154,7 @@ def flash_attention_forward(
             q[0], k[0], v[0], cu_q.to(torch.int32), cu_k.to(torch.int32), int(kwargs["max_length_q"]),
             int(kwargs["max_length_k"]), dropout_p=dropout if module.training else 0.0, softmax_scale=scaling,
             causal=bool(is_causal) and seqlen_q > 1, window_size=window if attention_mask is None else (-1, -1),
-            softcap=float(softcap) if softcap else 0.0)
+            softcap=float(softcap) if softcap else 0.0, deterministic=bool(deterministic))
         return out[None], None
 
     attn_output = flash_attn_func(
@@ -161,6 +166,7 @@ def flash_attention_forward(
         softcap=float(softcap) if softcap else 0.0,
         attn_mask=attn_mask,
         attn_bias=attn_bias,
+        deterministic=bool(deterministic),
     )
     return attn_output, None
 

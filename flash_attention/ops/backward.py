@@ -34,7 +34,6 @@ from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dkdv_atomic_configs
 from .descriptors import tile_descriptors
 from .forward import LOG2E, feature_args
 from .launch import PlanCache, launch
-from .layout import layout
 from .masks import key_range, query_range, sequence_bounds, visible
 from .scores import dropout_draws, dropout_keep, score_log2, user_mask
 

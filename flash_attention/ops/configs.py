@@ -101,6 +101,9 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
 # None picks it without a causal mask, True/False force it on/off.
 FWD_GLUON_PERSISTENT: bool | None = None
+# Its tiles handed out through an atomic counter in the list's order (True) rather than by rounds; not measured yet
+# (benchmarks/NOTES.md entry 31), so off.
+GLUON_DYNAMIC_SCHEDULE = False
 
 
 def forward_gluon_persistent(head_dim: int, causal: bool) -> bool:

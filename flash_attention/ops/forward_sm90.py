@@ -322,80 +322,145 @@ def _tile_coords(t, num_m, nheads, BLOCK_M: gl.constexpr, CAUSAL: gl.constexpr):
 
 
 @gluon.jit
-def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
-                         num_tiles, num_m, nheads, group, seqlen_k, diag, NC: gl.constexpr, BLOCK_N: gl.constexpr,
-                         STAGES: gl.constexpr, CAUSAL: gl.constexpr):
-    BLOCK: gl.constexpr = NC * ROWS
-    i = 0
-    n = 0
-    for t0 in range(0, num_tiles, gl.num_programs(0)):
-        t = _tile_index(t0, num_tiles, CAUSAL)
-        if t < num_tiles:
-            off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
-            off_hk = off_h // group
-            lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
-            # Q's shared memory is free once every consumer's last S = Q K^T of the previous tile is done.
-            mbarrier.wait(q_empty, (n & 1) ^ 1)
-            mbarrier.expect(q_bar, NC * q_desc.block_type.nbytes)
-            for c in gl.static_range(NC):
-                tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + c * ROWS, 0], q_bar, q_smem.index(c))
-            for start in range(lo, hi, BLOCK_N):
-                s = i % STAGES
-                mbarrier.wait(kv_empty.index(s), ((i // STAGES) & 1) ^ 1)
-                mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
-                tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, start, 0], k_ready.index(s),
-                                                k_smem.index(s))
-                mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
-                tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, start, 0], v_ready.index(s),
-                                                v_smem.index(s))
-                i += 1
-            n += 1
+def _publish_tile(t, n, tile_smem, tile_ready, tile_empty):
+    """Dynamic schedule: the producer hands the index of its ``n``-th tile (or, at the end, one past the list) to
+    the consumers through one of two shared-memory slots."""
+    slot = n % 2
+    mbarrier.wait(tile_empty.index(slot), ((n // 2) & 1) ^ 1)
+    tile_smem.index(slot).store(gl.full([1], t, gl.int32, layout=gl.BlockedLayout([1], [32], [4], [0])))
+    mbarrier.arrive(tile_ready.index(slot), count=1)
 
 
 @gluon.jit
-def _consumer_persistent(Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem,
-                         q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k,
-                         diag, qk_scale, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr,
-                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr):
-    dtype: gl.constexpr = q_smem.dtype
+def _take_tile(n, tile_smem, tile_ready, tile_empty):
+    """Dynamic schedule: a consumer's ``n``-th tile index, as the producer published it."""
+    slot = n % 2
+    mbarrier.wait(tile_ready.index(slot), (n // 2) & 1)
+    t = gl.max(tile_smem.index(slot).load(gl.BlockedLayout([1], [32], [4], [0])), axis=0)
+    mbarrier.arrive(tile_empty.index(slot), count=1)
+    return t
+
+
+@gluon.jit
+def _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+               num_m, nheads, group, seqlen_k, diag, NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+               CAUSAL: gl.constexpr):
+    """The producer's work for query tile ``t`` (the program's ``n``-th): its Q, then its K/V tiles into the ring
+    (``i`` stages taken so far, returned updated)."""
+    BLOCK: gl.constexpr = NC * ROWS
+    off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
+    off_hk = off_h // group
+    lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
+    # Q's shared memory is free once every consumer's last S = Q K^T of the previous tile is done.
+    mbarrier.wait(q_empty, (n & 1) ^ 1)
+    mbarrier.expect(q_bar, NC * q_desc.block_type.nbytes)
+    for c in gl.static_range(NC):
+        tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + c * ROWS, 0], q_bar, q_smem.index(c))
+    for start in range(lo, hi, BLOCK_N):
+        s = i % STAGES
+        mbarrier.wait(kv_empty.index(s), ((i // STAGES) & 1) ^ 1)
+        mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, start, 0], k_ready.index(s), k_smem.index(s))
+        mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, start, 0], v_ready.index(s), v_smem.index(s))
+        i += 1
+    return i
+
+
+@gluon.jit
+def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                         Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag,
+                         NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                         DYNAMIC: gl.constexpr):
+    i = 0
+    n = 0
+    if DYNAMIC:
+        # Tiles in the list's order, each to whichever program asks next (an atomic counter zeroed per launch), as
+        # the hardware hands out one-tile programs: the programs stay on neighbouring tiles, hence on few heads.
+        t = gl.atomic_add(Sched, 1)
+        while t < num_tiles:
+            _publish_tile(t, n, tile_smem, tile_ready, tile_empty)
+            i = _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
+                           v_ready, kv_empty, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL)
+            n += 1
+            t = gl.atomic_add(Sched, 1)
+        _publish_tile(t, n, tile_smem, tile_ready, tile_empty)
+    else:
+        for t0 in range(0, num_tiles, gl.num_programs(0)):
+            t = _tile_index(t0, num_tiles, CAUSAL)
+            if t < num_tiles:
+                i = _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
+                               v_ready, kv_empty, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL)
+                n += 1
+
+
+@gluon.jit
+def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem, v_smem,
+                  q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale,
+                  CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                  STAGES: gl.constexpr, CAUSAL: gl.constexpr):
+    """A consumer's work for query tile ``t`` (the program's ``n``-th): its 64 rows' attention, the lse and the
+    output stored from registers; returns the updated count of K/V stages taken."""
+    dtype: gl.constexpr = Out.dtype.element_ty
     BLOCK: gl.constexpr = NC * ROWS
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+    off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
+    lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
+    r0 = m0 + CID * ROWS
+    offs_m = r0 + gl.arange(0, ROWS, layout=row_s)
+    m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
+    l_i = gl.zeros([ROWS], gl.float32, layout=row_s)
+    acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
+    mbarrier.wait(q_bar, n & 1)
+    acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_hi, hi,
+                               offs_m, seqlen_k, diag, qk_scale, m_i, l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES,
+                               CAUSAL, False, True)
+    out, lse = _finish(acc, m_i, l_i)
+    lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+    gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
+    o_base = off_b.to(gl.int64) * stride_ob + off_h.to(gl.int64) * stride_oh
+    o_rows = r0 + gl.arange(0, ROWS, layout=row_o)
+    cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
+    o_ptrs = Out + o_base + o_rows.to(gl.int64)[:, None] * stride_os + cols[None, :]
+    gl.store(o_ptrs, out.to(dtype), mask=(o_rows < seqlen_q)[:, None])
+    return i
+
+
+@gluon.jit
+def _consumer_persistent(Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem,
+                         q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles,
+                         num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, CID: gl.constexpr, NC: gl.constexpr,
+                         BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                         DYNAMIC: gl.constexpr):
     q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
     i = gl.to_tensor(0)
     n = 0
-    for t0 in range(0, num_tiles, gl.num_programs(0)):
-        t = _tile_index(t0, num_tiles, CAUSAL)
-        if t < num_tiles:
-            off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
-            lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
-            r0 = m0 + CID * ROWS
-            offs_m = r0 + gl.arange(0, ROWS, layout=row_s)
-            m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
-            l_i = gl.zeros([ROWS], gl.float32, layout=row_s)
-            acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
-            mbarrier.wait(q_bar, n & 1)
-            acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo,
-                                       full_hi, hi, offs_m, seqlen_k, diag, qk_scale, m_i, l_i, acc, CID, BLOCK_N,
-                                       HEAD_DIM, STAGES, CAUSAL, False, True)
-            out, lse = _finish(acc, m_i, l_i)
-            lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
-            gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
-            o_base = off_b.to(gl.int64) * stride_ob + off_h.to(gl.int64) * stride_oh
-            o_rows = r0 + gl.arange(0, ROWS, layout=row_o)
-            cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
-            o_ptrs = Out + o_base + o_rows.to(gl.int64)[:, None] * stride_os + cols[None, :]
-            gl.store(o_ptrs, out.to(dtype), mask=(o_rows < seqlen_q)[:, None])
+    if DYNAMIC:
+        t = _take_tile(n, tile_smem, tile_ready, tile_empty)
+        while t < num_tiles:
+            i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem,
+                              v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k,
+                              diag, qk_scale, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)
             n += 1
+            t = _take_tile(n, tile_smem, tile_ready, tile_empty)
+    else:
+        for t0 in range(0, num_tiles, gl.num_programs(0)):
+            t = _tile_index(t0, num_tiles, CAUSAL)
+            if t < num_tiles:
+                i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh,
+                                  k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads,
+                                  seqlen_q, seqlen_k, diag, qk_scale, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)
+                n += 1
 
 
 @gluon.jit
 def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb,
-                              stride_lh, batch, nheads, seqlen_q, seqlen_k, group, diag, qk_scale,
+                              stride_lh, Sched, batch, nheads, seqlen_q, seqlen_k, group, diag, qk_scale,
                               HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-                              CAUSAL: gl.constexpr, NC: gl.constexpr):
+                              CAUSAL: gl.constexpr, NC: gl.constexpr, DYNAMIC: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.cdiv(seqlen_q, NC * ROWS)
     num_tiles = num_m * nheads * batch
@@ -407,8 +472,14 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    tile_smem = gl.allocate_shared_memory(gl.int32, [2, 1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    tile_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    tile_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_empty, count=NC)
+    for st in gl.static_range(2):
+        mbarrier.init(tile_ready.index(st), count=1)
+        mbarrier.init(tile_empty.index(st), count=NC)
     for st in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(st), count=1)
         mbarrier.init(v_ready.index(st), count=1)
@@ -419,29 +490,34 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
         # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
         gl.warp_specialize([
             (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
-                                    kv_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES,
-                                    CAUSAL)),
+                                    kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
+                                    group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL, DYNAMIC)),
             (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
-                                    seqlen_q, seqlen_k, diag, qk_scale, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
+                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 0, NC,
+                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
             (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
-                                    seqlen_q, seqlen_k, diag, qk_scale, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
+                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 1, NC,
+                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
             (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
-                                    seqlen_q, seqlen_k, diag, qk_scale, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
+                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 2, NC,
+                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
         ], [4, 4, 4], [160, 160, 160])
     else:
         gl.warp_specialize([
             (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
-                                    kv_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES,
-                                    CAUSAL)),
+                                    kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
+                                    group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL, DYNAMIC)),
             (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
-                                    seqlen_q, seqlen_k, diag, qk_scale, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
+                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 0, NC,
+                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
             (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_tiles, num_m, nheads,
-                                    seqlen_q, seqlen_k, diag, qk_scale, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)),
+                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
+                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 1, NC,
+                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
         ], [4, 4], [240, 240])
 
 
@@ -518,7 +594,8 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
             configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
-            configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN)
+            configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
+            configs.GLUON_DYNAMIC_SCHEDULE)
 
 
 def _roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -536,7 +613,10 @@ def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
         return None
     out = torch.empty_like(q)
     lse = torch.empty((q.shape[0], q.shape[2], q.shape[1]), device=q.device, dtype=torch.float32)
-    plan.launch(_roles(q, k, v, out, lse))
+    roles = _roles(q, k, v, out, lse)
+    if plan.uses("sched"):  # the dynamic schedule's counter, fresh and zeroed for every launch
+        roles["sched"] = torch.zeros(1, dtype=torch.int32, device=q.device)
+    plan.launch(roles)
     return out, lse
 
 
@@ -560,11 +640,16 @@ def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
 def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features, out: torch.Tensor,
                            lse: torch.Tensor, block_n: int = 0, stages: int = 0, overlap: bool | None = None,
                            pingpong: bool | None = None, plan_key: Optional[tuple] = None,
-                           persistent: bool | None = None, consumers: int = 0) -> None:
+                           persistent: bool | None = None, consumers: int = 0,
+                           tile_per_program: bool = False, dynamic: bool | None = None) -> None:
     """Launch the Gluon forward into ``out``/``lse`` (already allocated; ``supported`` was checked). With
     ``plan_key`` (from ``plan_key``, for outputs allocated as ``planned_forward`` does), the launch is recorded
     for ``planned_forward``. ``persistent`` (default: ``configs.forward_gluon_persistent``) picks the persistent
-    form, with ``consumers`` warp groups (default ``consumers_for``)."""
+    form, with ``consumers`` warp groups (default ``consumers_for``); ``tile_per_program`` launches that kernel
+    with one program per query tile (the hardware then schedules the tiles, in order: three consumers at head_dim
+    64 under a causal mask without the persistent form's drift across heads; an A/B option, not a default);
+    ``dynamic`` (default ``configs.GLUON_DYNAMIC_SCHEDULE``) hands the persistent form's tiles out through an atomic
+    counter, in the list's order, instead of by rounds."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
@@ -575,12 +660,19 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
         nc = consumers or consumers_for(head_dim)
         stages = stages or persistent_stages_for(head_dim, block_n, nc)
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
-        grid = (min(tiles, num_sms(q.device.index or 0)),)
+        grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
         q_desc, k_desc, v_desc = bhsd_descriptors((q, k, v), (ROWS.value, block_n, block_n))
+        dynamic = configs.GLUON_DYNAMIC_SCHEDULE if dynamic is None else dynamic
+        # The dynamic schedule's counter, zeroed per launch (a stream-ordered memset: launches on other streams or
+        # replays of a CUDA graph never share one); without it the kernel reads nothing there (lse stands in).
+        sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else lse
+        if roles is not None and dynamic:
+            roles["sched"] = sched
         args = (q_desc, k_desc, v_desc, out, out.stride(0), out.stride(2), out.stride(1), lse, *lse.stride()[:2],
-                batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k),
+                sched, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k),
                 f.softmax_scale * LOG2E)
-        kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal, NC=nc, num_warps=4)
+        kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal, NC=nc, DYNAMIC=dynamic,
+                      num_warps=4)
         _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
         return
     stages = stages or stages_for(head_dim, block_n)

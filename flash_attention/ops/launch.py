@@ -50,6 +50,10 @@ class Plan:
                  slots: List[Tuple[int, str, Optional[Tuple[List[int], List[int], str]]]], device: int) -> None:
         self.kernel, self.grid, self.values, self.slots, self.device = kernel, grid, values, slots, device
 
+    def uses(self, role: str) -> bool:
+        """Whether the recorded launch has a slot for the tensor of ``role``."""
+        return any(r == role for _, r, _ in self.slots)
+
     def launch(self, tensors: Dict[str, torch.Tensor]) -> None:
         """Relaunch with the tensors of this call by role (the names given to ``launch``); each must match the
         recorded one in shape, strides, dtype and alignment, which the caller's key guarantees."""

@@ -227,6 +227,7 @@ def ring_flash_attn_func(
     softcap: float = 0.0,
     layout: str = "contiguous",
     return_attn_probs: bool = False,
+    deterministic: bool = False,
 ):
     """Attention over a sequence sharded across the ranks of ``group`` (context parallelism).
 
@@ -240,6 +241,8 @@ def ring_flash_attn_func(
         layout: ``"contiguous"`` or ``"zigzag"`` (rank ``r`` holds chunks ``r`` and ``2W-1-r``); shard with
             ``shard_sequence`` and reassemble with ``gather_sequence``.
         return_attn_probs: also return the lse ``(batch, nheads, seqlen_local)`` (float32) of this rank's rows.
+        deterministic: as in ``flash_attn_func`` (each block's backward keeps dQ in its own kernel; the ring adds
+            the blocks' gradients in a fixed order either way).
 
     Returns:
         This rank's output shard ``(batch, seqlen_local, nheads, headdim)`` (and its lse). Differentiable: the
@@ -256,7 +259,7 @@ def ring_flash_attn_func(
     rng = _library.new_rng_state(float(dropout_p))
     seed, offset = (int(x) for x in rng.tolist())
     f = Features(scale, bool(causal), window, float(softcap), alibi_slopes, dropout_p=float(dropout_p), seed=seed,
-                 offset=offset)
+                 offset=offset, deterministic=bool(deterministic))
     out, lse = _RingAttention.apply(q, k, v, f, comm, layout)
     return (out, lse.float()) if return_attn_probs else out
 

@@ -109,3 +109,44 @@ def test_persistent_forward_many_tiles(case, persistent_calls):
 def test_persistent_forward_gqa_strided(causal, layout, persistent_calls):
     check_case(AttnCase(2, 1500, 1700, 16, 4, 128, causal), torch.float16, "cuda", layout=layout, backward=False)
     assert _ran_persistent(persistent_calls)
+
+
+@pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 64, causal=True), AttnCase(3, 2000, 3000, 16, 16, 64,
+                                                                                           causal=True),
+                                  AttnCase(2, 1500, 700, 8, 8, 128, causal=True), AttnCase(2, 777, 1500, 8, 8, 64)],
+                         ids=str)
+def test_persistent_kernel_one_tile_per_program(case, gluon_calls):
+    """The persistent kernel launched with one program per query tile (``tile_per_program``, an A/B option)."""
+    import functools
+
+    launcher = functools.partial(gluon_calls, persistent=True, tile_per_program=True)
+    with mock.patch.object(forward_sm90, "attention_forward_sm90", launcher):
+        check_case(case, torch.bfloat16, "cuda", backward=False)
+    assert gluon_calls.call_count == 1 and gluon_calls.call_args.kwargs["tile_per_program"]
+
+
+@pytest.mark.parametrize("case", [AttnCase(4, 3000, 3000, 16, 4, 128, causal=True), AttnCase(3, 2000, 3000, 16, 16, 64,
+                                                                                           causal=True),
+                                  AttnCase(2, 1000, 1000, 8, 2, 64), AttnCase(2, 1500, 700, 8, 8, 128, causal=True),
+                                  AttnCase(1, 1, 1, 2, 2, 128, causal=True)], ids=str)
+def test_persistent_dynamic_schedule(case, persistent_calls):
+    """The persistent form with tiles handed out by an atomic counter (``configs.GLUON_DYNAMIC_SCHEDULE``): every
+    tile computed once, whichever program takes it; the backward takes the forward's lse."""
+    with mock.patch.object(configs, "GLUON_DYNAMIC_SCHEDULE", True):
+        check_case(case, torch.bfloat16, "cuda", backward=True)
+    assert persistent_calls.call_args_list[0].args[3]["DYNAMIC"]
+
+
+def test_persistent_dynamic_schedule_planned_and_repeated():
+    """Relaunches through a launch plan get a fresh counter each: repeated calls give the same output."""
+    from flash_attention import flash_attn_func
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3000, 8, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    with mock.patch.object(configs, "GLUON_DYNAMIC_SCHEDULE", True), \
+            mock.patch.object(configs, "FWD_GLUON_PERSISTENT", True):
+        outs = [flash_attn_func(q, k, v, causal=True) for _ in range(4)]
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+    ref = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2).float() for t in (q, k, v)),
+                                                           is_causal=True).transpose(1, 2)
+    assert (outs[0].float() - ref).abs().max() < 2e-2

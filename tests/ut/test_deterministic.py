@@ -50,7 +50,23 @@ def _varlen(q, k, v, **kw):
     return flash_attn_varlen_func(q[0], k[0], v[0], cu, cu, 20, 20, causal=True, **kw)
 
 
-@pytest.mark.parametrize("entry", [_plain, _qkvpacked, _kvpacked, _varlen], ids=lambda fn: fn.__name__[1:])
+def _seed_layer(q, k, v, deterministic=None):
+    from flash_attention import FlashAttention
+
+    kw = {} if deterministic is None else {"deterministic": deterministic}
+    layer = FlashAttention(HEAD_DIM, **kw)
+    causal = torch.ones(1, SEQLEN, SEQLEN, device=q.device).triu(1)  # the seed's mask: 1 = masked
+    return layer(*(t.transpose(1, 2) for t in (q, k, v)), attention_mask=causal)
+
+
+def _ring(q, k, v, **kw):
+    from flash_attention.parallel import ring_flash_attn_func
+
+    return ring_flash_attn_func(q, k, v, causal=True, **kw)  # no process group: one rank
+
+
+@pytest.mark.parametrize("entry", [_plain, _qkvpacked, _kvpacked, _varlen, _seed_layer, _ring],
+                         ids=lambda fn: fn.__name__[1:])
 @pytest.mark.parametrize("deterministic", [None, False, True])
 def test_flag_reaches_attention_backward(entry, deterministic, kernel_device):
     q, k, v = _qkv(kernel_device)

@@ -104,6 +104,15 @@ def test_persistent_form_compiles_for_sm90(head_dim, regs):
     assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
 
 
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_dynamic_schedule_compiles_for_sm90(head_dim):
+    """The persistent form's dynamic schedule (not a default yet): one atomic per tile in the producer, the index
+    handed over through shared memory; no spills without a mask."""
+    r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1", "--set",
+                 "GLUON_DYNAMIC_SCHEDULE=1")
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT, r
+
+
 def test_compiles_other_loop_forms():
     r = _inspect("--d", "128", "--causal", "1", "--cfg", "64,4", "--set", "GLUON_OVERLAP=0")
     assert r["ldl"] == 0 and r["stl"] == 0 and "1" not in r["waits"], r

@@ -72,6 +72,7 @@ def test_record_and_relaunch_swaps_tensors(fake_driver):
     assert values[0] is x2 and values[2] is y2 and values[3:] == [7, 0.5, 16]
     desc = values[1]
     assert desc.base is y2 and desc.shape == [8, 32] and desc.strides == [32, 1] and desc.padding == "zero"
+    assert plan.uses("x") and plan.uses("y") and not plan.uses("sched")
 
 
 def test_plan_keeps_no_tensor_alive(fake_driver):

@@ -5,6 +5,7 @@ No weights are downloaded: models are built from configs, and the hub is set off
 
 import os
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -182,6 +183,21 @@ def test_dropout_only_while_training():
     torch.testing.assert_close(eval_out, no_dropout)
     train_out, _ = fa_hf.flash_attention_forward(_module(training=True), q, k, v, None, dropout=0.5)
     assert not torch.allclose(train_out, no_dropout)
+
+
+@pytest.mark.parametrize("how", ["kwarg", "env", "off"])
+def test_deterministic_reaches_the_backward(how, monkeypatch):
+    """``deterministic=True`` from the model's kwargs, or ``FLASH_ATTENTION_DETERMINISTIC=1`` (which transformers
+    reads for flash-attn), reaches the backward's Features."""
+    import flash_attention.library as library
+
+    q, k, v = (t.requires_grad_() for t in _qkv(8, 8))
+    kw = {"deterministic": True} if how == "kwarg" else {}
+    monkeypatch.setenv("FLASH_ATTENTION_DETERMINISTIC", "1" if how == "env" else "0")
+    with mock.patch.object(library, "run_backward", wraps=library.run_backward) as spy:
+        out, _ = fa_hf.flash_attention_forward(_module(), q, k, v, None, **kw)
+        out.sum().backward()
+    assert spy.call_args.args[6].deterministic is (how != "off")
 
 
 def test_register_rejects_flash_names():

@@ -60,6 +60,8 @@ class FlashAttention(nn.Module):
         have_attention_mask_batch: whether ``attention_mask`` has a batch dimension.
         alibi: add ALiBi: the standard per-head geometric slopes, unless ``alibi_mask`` is given to forward.
         high_precision: accepted for compatibility; accumulation is always float32.
+        deterministic: gradients bit-identical run to run (not in the seed): as in ``flash_attn_func``, at some cost
+            in backward speed on Hopper. ``torch.use_deterministic_algorithms(True)`` has the same effect.
 
     Forward inputs: ``query``, ``key``, ``value`` of shape ``[batch, heads, seq, head_dim]`` (float16, bfloat16 or
     float32); ``attention_mask`` with the seed's semantics, 1 = masked: a ``(1, T, T)`` upper-triangular tile
@@ -87,6 +89,7 @@ class FlashAttention(nn.Module):
         cp: int = 1,
         cp_layout: str = "zigzag",
         device_mesh=None,
+        deterministic: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(head_dim, int) or head_dim <= 0:
@@ -121,11 +124,13 @@ class FlashAttention(nn.Module):
         self.have_attention_mask_batch = have_attention_mask_batch
         self.alibi = alibi
         self.high_precision = high_precision
+        self.deterministic = bool(deterministic)
 
     def extra_repr(self) -> str:
         return (f"head_dim={self.head_dim}, dropout_rate={self.dropout_rate}, prev_block_num={self.prev_block_num}, "
                 f"next_block_num={self.next_block_num}, tiling_stgy_name={self.tiling.name!r}, dp={self.dp}, "
-                f"mp={self.mp}, cp={self.cp}, alibi={self.alibi}")
+                f"mp={self.mp}, cp={self.cp}, alibi={self.alibi}"
+                + (", deterministic=True" if self.deterministic else ""))
 
     def window(self) -> Tuple[int, int]:
         """The ``window_size`` in blocks of ``self.tiling.block`` tokens (-1 = unbounded)."""
@@ -259,7 +264,8 @@ class FlashAttention(nn.Module):
                 raise ValueError("with cp > 1 alibi_mask must be slopes (heads,) or (batch, heads), not a bias")
             out = ring_flash_attn_func(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
                                        group=cp_group, causal=causal, softmax_scale=1.0 / math.sqrt(self.head_dim),
-                                       alibi_slopes=slopes, dropout_p=dropout_p, layout=cp_layout)
+                                       alibi_slopes=slopes, dropout_p=dropout_p, layout=cp_layout,
+                                       deterministic=self.deterministic)
             return out.transpose(1, 2)
         causal, keep = (False, None)
         if attention_mask is not None:
@@ -276,5 +282,6 @@ class FlashAttention(nn.Module):
             attn_mask=keep,
             window_block=self.tiling.block if window != (-1, -1) else 1,
             tiling=self.tiling.name,
+            deterministic=self.deterministic,
         )
         return out.transpose(1, 2)
