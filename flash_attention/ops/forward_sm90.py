@@ -22,7 +22,9 @@ launches one program per SM, which walks a list of query tiles with its barriers
 the next: the next tile's Q and first K/V tiles load while the current one finishes, and at head_dim 64 three
 consumers share a 192-row tile. Under a causal mask its tiles differ in work, the programs drift apart across
 heads and lose the L2 reuse of K and V that the hardware's scheduling of one-tile programs keeps, so causal calls
-take the one-tile form (benchmarks/NOTES.md, entry 29).
+take the one-tile form (benchmarks/NOTES.md, entry 29). Two options of the persistent kernel await measurement
+(entry 31): tiles handed out through an atomic counter in the list's order (``configs.GLUON_DYNAMIC_SCHEDULE``),
+and one program per tile (``tile_per_program``: three consumers at head_dim 64 with the hardware's scheduling).
 
 Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/ALiBi/bias/mask/dropout/window/varlen; causal
 with any diagonal; GQA; any sequence lengths (a tile past the end of the keys is zero-filled by the copy engine and
