@@ -66,13 +66,18 @@ def mma_layout(n):
 
 
 @gluon.jit
-def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
-              off_b, off_h, off_hk, m0, lo, hi, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
-    # Q arrives as one 64-row half per consumer; each half later holds that consumer's output tile.
-    mbarrier.expect(q_bar, 2 * q_desc.block_type.nbytes)
-    tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0, 0], q_bar, q_smem.index(0))
-    tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + ROWS, 0], q_bar, q_smem.index(1))
-    i = 0
+def _load_q(q_desc, q_smem, q_bar, off_b, off_h, m0, NC: gl.constexpr):
+    """A query tile's Q into shared memory, one 64-row part per consumer (``NC`` of them), on ``q_bar``."""
+    mbarrier.expect(q_bar, NC * q_desc.block_type.nbytes)
+    for c in gl.static_range(NC):
+        tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + c * ROWS, 0], q_bar, q_smem.index(c))
+
+
+@gluon.jit
+def _load_kv(i, k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, kv_empty, off_b, off_hk, lo, hi,
+             BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    """The K/V tiles of keys ``[lo, hi)`` into the ring, ``i`` stages having been taken before; returns the count
+    after them."""
     for start in range(lo, hi, BLOCK_N):
         s = i % STAGES
         # A fresh barrier counts as having completed the phase before 0, so the first lap does not wait.
@@ -82,6 +87,16 @@ def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_
         mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, start, 0], v_ready.index(s), v_smem.index(s))
         i += 1
+    return i
+
+
+@gluon.jit
+def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
+              off_b, off_h, off_hk, m0, lo, hi, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    # Q arrives as one 64-row half per consumer; each half later holds that consumer's output tile.
+    _load_q(q_desc, q_smem, q_bar, off_b, off_h, m0, CONSUMERS)
+    _load_kv(gl.to_tensor(0), k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, kv_empty, off_b, off_hk, lo, hi,
+             BLOCK_N, STAGES)
 
 
 @gluon.jit
@@ -355,18 +370,9 @@ def _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q
     lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
     # Q's shared memory is free once every consumer's last S = Q K^T of the previous tile is done.
     mbarrier.wait(q_empty, (n & 1) ^ 1)
-    mbarrier.expect(q_bar, NC * q_desc.block_type.nbytes)
-    for c in gl.static_range(NC):
-        tma.async_copy_global_to_shared(q_desc, [off_b, off_h, m0 + c * ROWS, 0], q_bar, q_smem.index(c))
-    for start in range(lo, hi, BLOCK_N):
-        s = i % STAGES
-        mbarrier.wait(kv_empty.index(s), ((i // STAGES) & 1) ^ 1)
-        mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, start, 0], k_ready.index(s), k_smem.index(s))
-        mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, start, 0], v_ready.index(s), v_smem.index(s))
-        i += 1
-    return i
+    _load_q(q_desc, q_smem, q_bar, off_b, off_h, m0, NC)
+    return _load_kv(i, k_desc, v_desc, k_smem, v_smem, k_ready, v_ready, kv_empty, off_b, off_hk, lo, hi, BLOCK_N,
+                    STAGES)
 
 
 @gluon.jit
@@ -656,7 +662,9 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
     if persistent is None:
-        persistent = configs.forward_gluon_persistent(head_dim, f.causal)
+        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal)
+    elif tile_per_program and not persistent:
+        raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
     roles = None if plan_key is None else _roles(q, k, v, out, lse)
     if persistent:
         nc = consumers or consumers_for(head_dim)

@@ -44,15 +44,16 @@ def _is_descriptor(a: Any) -> bool:
 class Plan:
     """A recorded launch of one compiled kernel whose tensors can be swapped (see the module docstring)."""
 
-    __slots__ = ("kernel", "grid", "values", "slots", "device")
+    __slots__ = ("kernel", "grid", "values", "slots", "device", "roles")
 
     def __init__(self, kernel: Any, grid: Tuple[int, int, int], values: List[Any],
                  slots: List[Tuple[int, str, Optional[Tuple[List[int], List[int], str]]]], device: int) -> None:
         self.kernel, self.grid, self.values, self.slots, self.device = kernel, grid, values, slots, device
+        self.roles = frozenset(role for _, role, _ in slots)
 
     def uses(self, role: str) -> bool:
         """Whether the recorded launch has a slot for the tensor of ``role``."""
-        return any(r == role for _, r, _ in self.slots)
+        return role in self.roles
 
     def launch(self, tensors: Dict[str, torch.Tensor]) -> None:
         """Relaunch with the tensors of this call by role (the names given to ``launch``); each must match the

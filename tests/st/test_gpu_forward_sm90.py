@@ -101,7 +101,7 @@ def test_persistent_forward_many_tiles(case, persistent_calls):
     """More query tiles than SMs: each program walks several, its K/V ring and barriers carried across them (odd
     rounds backwards under a causal mask); the backward takes the forward's lse."""
     check_case(case, torch.bfloat16, "cuda", backward=True)
-    assert persistent_calls.call_count >= 1
+    assert _ran_persistent(persistent_calls)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -134,7 +134,7 @@ def test_persistent_dynamic_schedule(case, persistent_calls):
     tile computed once, whichever program takes it; the backward takes the forward's lse."""
     with mock.patch.object(configs, "GLUON_DYNAMIC_SCHEDULE", True):
         check_case(case, torch.bfloat16, "cuda", backward=True)
-    assert persistent_calls.call_args_list[0].args[3]["DYNAMIC"]
+    assert _ran_persistent(persistent_calls) and persistent_calls.call_args.args[3]["DYNAMIC"]
 
 
 def test_persistent_dynamic_schedule_planned_and_repeated():

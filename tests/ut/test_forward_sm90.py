@@ -52,6 +52,13 @@ def test_default_choice_by_head_dim_and_length():
         assert not configs.forward_gluon(64, 4096)
 
 
+def test_tile_per_program_needs_the_persistent_kernel():
+    q = torch.randn(1, 256, 2, 128, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="tile_per_program"):
+        forward_sm90.attention_forward_sm90(q, q, q, Features(0.1), q, torch.empty(1, 2, 256), persistent=False,
+                                            tile_per_program=True)
+
+
 def test_persistent_form_without_a_mask_only():
     assert configs.forward_gluon_persistent(128, False) and configs.forward_gluon_persistent(64, False)
     assert not configs.forward_gluon_persistent(128, True)
