@@ -93,30 +93,46 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
         return FWD_GLUON
     if head_dim == 128:
         return True
-    if not causal and forward_gluon_persistent(head_dim, causal):
+    if not causal and forward_gluon_persistent(head_dim, causal, seqlen_k):
         return seqlen_k >= GLUON_D64_PERSISTENT_MIN_SEQLEN
     return seqlen_k >= GLUON_D64_MIN_SEQLEN
 
 
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
-# None picks it without a causal mask, True/False force it on/off.
+# None = where it measured faster (forward_gluon_persistent below), True/False force it on/off.
 FWD_GLUON_PERSISTENT: bool | None = None
-# Its tiles handed out through an atomic counter in the list's order (True) rather than by rounds; not measured yet
-# (benchmarks/NOTES.md entry 31), so off.
-GLUON_DYNAMIC_SCHEDULE = False
+# Head_dim 128 under a causal mask takes the persistent form up to this many keys.
+GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
+# Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
+# faster (forward_gluon_dynamic below), True/False force it on/off.
+GLUON_DYNAMIC_SCHEDULE: bool | None = None
 
 
-def forward_gluon_persistent(head_dim: int, causal: bool) -> bool:
+def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0) -> bool:
     """Whether the Gluon forward runs in its persistent form. H200, bf16, same process, against the one-tile form
     (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv, TFLOPS persistent / one tile per program): without
     a mask ahead, head_dim 128 1K 522 / 497-503, 2K 574-578 / 559-598, 4K 603 / 592, 16K 625 / 586, head_dim 64
-    (three consumers) 2K 440-463 / 394-401, 16K 515 / 446. Under a causal mask behind from 4K (head_dim 128 4K 542 /
-    579, 16K 481 / 620: tiles of unequal work leave the programs at different heads, whose K and V then no longer
-    share L2; the hardware's own scheduling of one-tile programs keeps them together) and level below (1K 380 /
-    376, 2K 474 / 465), so causal calls keep the one-tile form."""
+    (three consumers) 2K 440-463 / 394-401, 16K 515 / 446. Under a causal mask, head_dim 128, level or ahead up to
+    2K keys (1K 379-380 / 373-376, 2K 474-485 / 461-465; results/sweeps/h200-2026-12-02-persistent-options-ab-bf16.csv)
+    and behind from 4K (4K 536-542 / 530-579, 16K 477-481 / 620-625: tiles of unequal work leave the programs at
+    different heads, whose K and V then no longer share L2; the hardware's own scheduling of one-tile programs keeps
+    them together). Head_dim 64 under a causal mask (where the Gluon forward runs at all, from 8K keys) takes it with
+    the dynamic schedule, which keeps the programs on few heads as the hardware does: 16K 466 against 448 one-tile."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
-    return not causal
+    if not causal or head_dim <= 64:
+        return True
+    return 0 < seqlen_k <= GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN
+
+
+def forward_gluon_dynamic(head_dim: int, causal: bool) -> bool:
+    """Whether the persistent form takes its tiles from the atomic counter. H200, bf16, same process
+    (results/sweeps/h200-2026-12-02-persistent-options-ab-bf16.csv, TFLOPS dynamic / by rounds): head_dim 64 (three
+    consumers, 192-row tiles whose count rarely divides evenly among the programs) 2K 469 / 440, 16K 513 / 513,
+    causal 16K 466 / 402; head_dim 128 a little behind (1K 532 / 540, 16K 627 / 633; causal 2K 463 / 485)."""
+    if GLUON_DYNAMIC_SCHEDULE is not None:
+        return GLUON_DYNAMIC_SCHEDULE
+    return head_dim <= 64
 
 
 # Backward on Hopper: the warp-specialized Gluon dK/dV kernel (ops/backward_sm90.py) where it covers the call, with
@@ -128,6 +144,10 @@ GLUON_BWD_MIN_SEQLEN = 1024
 GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_SEQLEN = 2048
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
+# With dQ fused: each consumer adds dQ over its own 64 keys (one 64 x head_dim product, no wait on the other
+# consumer's dS^T, twice the reduction traffic) instead of half of dQ's columns over all 128 (benchmarks/NOTES.md
+# entry 32; an A/B option until measured).
+GLUON_DQ_OWN_KEYS = False
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:

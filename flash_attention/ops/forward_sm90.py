@@ -17,14 +17,15 @@ consumer's half of the Q tile takes its output tile at the end (its last read of
 leaves room for three K/V stages at head_dim 128.
 
 Two forms share that loop (``_attend``). The one-tile form launches a program per 128-row query tile. The
-persistent form (``_attn_fwd_sm90_persistent``, the default without a causal mask: ``configs.forward_gluon_persistent``)
-launches one program per SM, which walks a list of query tiles with its barriers and K/V ring carried from one to
-the next: the next tile's Q and first K/V tiles load while the current one finishes, and at head_dim 64 three
-consumers share a 192-row tile. Under a causal mask its tiles differ in work, the programs drift apart across
-heads and lose the L2 reuse of K and V that the hardware's scheduling of one-tile programs keeps, so causal calls
-take the one-tile form (benchmarks/NOTES.md, entry 29). Two options of the persistent kernel await measurement
-(entry 31): tiles handed out through an atomic counter in the list's order (``configs.GLUON_DYNAMIC_SCHEDULE``),
-and one program per tile (``tile_per_program``: three consumers at head_dim 64 with the hardware's scheduling).
+persistent form (``_attn_fwd_sm90_persistent``) launches one program per SM, which walks a list of query tiles with
+its barriers and K/V ring carried from one to the next: the next tile's Q and first K/V tiles load while the current
+one finishes, and at head_dim 64 three consumers share a 192-row tile. Which form runs is measured policy
+(``configs.forward_gluon_persistent``, benchmarks/NOTES.md entries 29 and 32): the persistent form without a mask;
+under a causal mask its tiles differ in work, and programs that take them by rounds drift apart across heads and
+lose the L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So causal calls at
+head_dim 128 take the one-tile form from 4K keys, and head_dim 64 takes its tiles from an atomic counter in the
+list's order (``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware
+does. ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
 
 Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/ALiBi/bias/mask/dropout/window/varlen; causal
 with any diagonal; GQA; any sequence lengths (a tile past the end of the keys is zero-filled by the copy engine and
@@ -603,7 +604,7 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
             configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
             configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
-            configs.GLUON_DYNAMIC_SCHEDULE)
+            configs.GLUON_DYNAMIC_SCHEDULE, configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
 
 
 def _roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -656,13 +657,13 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     form, with ``consumers`` warp groups (default ``consumers_for``); ``tile_per_program`` launches that kernel
     with one program per query tile (the hardware then schedules the tiles, in order: three consumers at head_dim
     64 under a causal mask without the persistent form's drift across heads; an A/B option, not a default);
-    ``dynamic`` (default ``configs.GLUON_DYNAMIC_SCHEDULE``) hands the persistent form's tiles out through an atomic
+    ``dynamic`` (default ``configs.forward_gluon_dynamic``) hands the persistent form's tiles out through an atomic
     counter, in the list's order, instead of by rounds."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
     if persistent is None:
-        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal)
+        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal, seqlen_k)
     elif tile_per_program and not persistent:
         raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
     roles = None if plan_key is None else _roles(q, k, v, out, lse)
@@ -672,7 +673,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
         q_desc, k_desc, v_desc = bhsd_descriptors((q, k, v), (ROWS.value, block_n, block_n))
-        dynamic = configs.GLUON_DYNAMIC_SCHEDULE if dynamic is None else dynamic
+        dynamic = configs.forward_gluon_dynamic(head_dim, f.causal) if dynamic is None else dynamic
         # The dynamic schedule's counter, zeroed per launch (a stream-ordered memset: launches on other streams or
         # replays of a CUDA graph never share one); without it the kernel reads nothing there (lse stands in).
         sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else lse

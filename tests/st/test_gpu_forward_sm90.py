@@ -150,3 +150,21 @@ def test_persistent_dynamic_schedule_planned_and_repeated():
     ref = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2).float() for t in (q, k, v)),
                                                            is_causal=True).transpose(1, 2)
     assert (outs[0].float() - ref).abs().max() < 2e-2
+
+
+@pytest.mark.parametrize("case,persistent,dynamic", [
+    (AttnCase(1, 8192, 8192, 4, 2, 64, causal=True), True, True),
+    (AttnCase(2, 2048, 2048, 8, 8, 64), True, True),
+    (AttnCase(2, 2048, 2048, 8, 2, 128, causal=True), True, False),
+    (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True), False, False),
+    (AttnCase(2, 1000, 1000, 8, 8, 128), True, False)], ids=str)
+def test_default_forms(case, persistent, dynamic):
+    """The measured policy, unforced (``configs.forward_gluon_persistent``, ``configs.forward_gluon_dynamic``): the
+    form each call takes, and its result against the reference with the backward fed by its lse."""
+    with mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
+        check_case(case, torch.bfloat16, "cuda", backward=True)
+    fwd = [c for c in m.call_args_list if c.args[0] in (forward_sm90._attn_fwd_sm90_persistent,
+                                                        forward_sm90._attn_fwd_sm90)]
+    assert fwd and all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
+    if persistent:
+        assert all(c.args[3]["DYNAMIC"] == dynamic for c in fwd)

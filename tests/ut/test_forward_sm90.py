@@ -59,12 +59,22 @@ def test_tile_per_program_needs_the_persistent_kernel():
                                             tile_per_program=True)
 
 
-def test_persistent_form_without_a_mask_only():
-    assert configs.forward_gluon_persistent(128, False) and configs.forward_gluon_persistent(64, False)
-    assert not configs.forward_gluon_persistent(128, True)
-    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", True):
-        assert configs.forward_gluon_persistent(64, True)
+def test_persistent_form_policy():
+    assert configs.forward_gluon_persistent(128, False, 16384) and configs.forward_gluon_persistent(64, False, 1024)
+    # Head_dim 128 under a causal mask: persistent up to 2K keys, one tile per program beyond.
+    assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 2048)
+    assert not configs.forward_gluon_persistent(128, True, 4096)
+    assert configs.forward_gluon_persistent(64, True, 16384)
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", False):
+        assert not configs.forward_gluon_persistent(64, False, 4096)
     assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(128) == 2
+
+
+def test_dynamic_schedule_policy():
+    assert configs.forward_gluon_dynamic(64, True) and configs.forward_gluon_dynamic(64, False)
+    assert not configs.forward_gluon_dynamic(128, True) and not configs.forward_gluon_dynamic(128, False)
+    with mock.patch.object(configs, "GLUON_DYNAMIC_SCHEDULE", False):
+        assert not configs.forward_gluon_dynamic(64, True)
 
 
 @pytest.mark.parametrize("head_dim,block_n,stages", [(128, 128, 3), (64, 128, 4), (128, 64, 4), (64, 64, 4)])
@@ -113,7 +123,7 @@ def test_persistent_form_compiles_for_sm90(head_dim, regs):
 
 @pytest.mark.parametrize("head_dim", [64, 128])
 def test_dynamic_schedule_compiles_for_sm90(head_dim):
-    """The persistent form's dynamic schedule (not a default yet): one atomic per tile in the producer, the index
+    """The persistent form's dynamic schedule (the default at head_dim 64): one atomic per tile in the producer, the index
     handed over through shared memory; no spills without a mask."""
     r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1", "--set",
                  "GLUON_DYNAMIC_SCHEDULE=1")
@@ -121,7 +131,8 @@ def test_dynamic_schedule_compiles_for_sm90(head_dim):
 
 
 def test_compiles_other_loop_forms():
-    r = _inspect("--d", "128", "--causal", "1", "--cfg", "64,4", "--set", "GLUON_OVERLAP=0")
+    r = _inspect("--d", "128", "--causal", "1", "--cfg", "64,4", "--set", "GLUON_OVERLAP=0", "--set",
+                 "FWD_GLUON_PERSISTENT=0")
     assert r["ldl"] == 0 and r["stl"] == 0 and "1" not in r["waits"], r
     r = _inspect("--d", "128", "--cfg", "128,3", "--set", "GLUON_PINGPONG=1")
     assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT, r
