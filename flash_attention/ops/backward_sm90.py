@@ -107,7 +107,7 @@ def _dq_reduce(dq, dq_desc, dq_tile, off_b, off_h, start, col):
 def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready,
               Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale, sm_scale, off_b, off_h,
               CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr,
-              FUSE_DQ: gl.constexpr, OWN_KEYS: gl.constexpr):
+              FUSE_DQ: gl.constexpr):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator."""
     dtype: gl.constexpr = q_smem.dtype
@@ -147,20 +147,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     dst = (pt * dpt).to(dtype)
     pa = gl.convert_layout(pt.to(dtype), a_layout)
     dv = warpgroup_mma(pa, dot, dv, is_async=True)
-    if FUSE_DQ and OWN_KEYS:
-        # Each consumer adds dQ over its own 64 keys (one 64 x HEAD_DIM product, dS^T read transposed): no wait on
-        # the other consumer, twice the reduction traffic. Its dS^T slot is free again once this tile's products
-        # are waited for below.
-        ds_own = ds_smem.index(CID)
-        ds_own.store(dst)
-        fence_async_shared()
-        dk = warpgroup_mma(ds_own, qt, dk, is_async=True)
-        dq = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, layout=o_layout)
-        dq = warpgroup_mma(ds_own.permute((1, 0)), k, dq, use_acc=False, is_async=True)
-        dv, dk, pa, dq = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dq))
-        mbarrier.arrive(empty.index(s), count=1)
-        _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, 0)
-    elif FUSE_DQ:
+    if FUSE_DQ:
         # dS^T goes to shared memory, where it is dK's A operand and (transposed, beside the other
         # consumer's half) dQ's; the other consumer is told once it is visible to the tensor cores.
         slot = i % 2
@@ -196,7 +183,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
 def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
                   ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo, seqlen_q,
                   group, diag, qk_scale, sm_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                  CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, OWN_KEYS: gl.constexpr):
+                  CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -220,15 +207,15 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
             for start in range(lo, gl.minimum(mask_end, seqlen_q), BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
                                    ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale,
-                                   sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True, FUSE_DQ, OWN_KEYS)
+                                   sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True, FUSE_DQ)
                 i += 1
         for start in range(mask_end, seqlen_q, BLOCK_M):
             dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
                                ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale,
-                               sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, False, FUSE_DQ, OWN_KEYS)
+                               sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, False, FUSE_DQ)
             i += 1
 
-    if FUSE_DQ and not OWN_KEYS:
+    if FUSE_DQ:
         # The other consumer's dQ products read this consumer's K rows until its last tile: wait for it before
         # K's rows take dK.
         mbarrier.arrive(done, count=1)
@@ -245,8 +232,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
 @gluon.jit
 def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb,
                         stride_lh, seqlen_q, group, diag, qk_scale, sm_scale, HEAD_DIM: gl.constexpr,
-                        STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
-                        OWN_KEYS: gl.constexpr):
+                        STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -273,12 +259,8 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
     if FUSE_DQ:
         # Two slots of dS^T for all 128 keys (each consumer writes its 64 rows), so one consumer may write tile
         # i + 1 while the other still reads tile i; one staging tile of dQ per consumer for the TMA reduction.
-        # (With OWN_KEYS, one slot of its own 64 rows per consumer: nobody else reads it.)
         ds_layout: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
-        if OWN_KEYS:
-            ds_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, ROWS, BLOCK_M], ds_layout)
-        else:
-            ds_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, BLOCK_M], ds_layout)
+        ds_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, BLOCK_M], ds_layout)
         dq_smem = gl.allocate_shared_memory(gl.float32, [CONSUMERS, 1, 1, BLOCK_M, dq_desc.block_type.shape[3]],
                                             dq_desc.layout)
         ds_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
@@ -298,11 +280,11 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
                          full_lo, seqlen_q, group, diag, qk_scale, sm_scale, 0, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, OWN_KEYS)),
+                         FUSE_DQ)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
                          full_lo, seqlen_q, group, diag, qk_scale, sm_scale, 1, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, OWN_KEYS)),
+                         FUSE_DQ)),
     ], [4, 4], [240, 240])
 
 
@@ -317,19 +299,18 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
             and all(tma_compatible(t) for t in (q, k, v, dout, dk, dv)))
 
 
-def dq_cols(head_dim: int, own_keys: bool = False) -> int:
+def dq_cols(head_dim: int) -> int:
     """Columns of dQ that one consumer adds per query tile, the width of the dQ descriptor's box: half of them at
     head_dim 128 (each consumer its half); all at 64, where the consumers take turns, since a 32-column half would
-    split a 128-byte swizzle atom; all with ``own_keys`` (each consumer over its own keys)."""
-    return head_dim // 2 if head_dim >= 128 and not own_keys else head_dim
+    split a 128-byte swizzle atom."""
+    return head_dim // 2 if head_dim >= 128 else head_dim
 
 
-def stages_for(head_dim: int, fuse_dq: bool = False, own_keys: bool = False) -> int:
-    """(Q, dO) stages beside the program's K and V (and, with dQ fused, the dS^T slots and the dQ staging tiles)."""
+def stages_for(head_dim: int, fuse_dq: bool = False) -> int:
+    """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles)."""
     fixed = 2 * BLOCK_N.value * head_dim * 2
     if fuse_dq:
-        ds_rows = CONSUMERS.value * ROWS.value if own_keys else 2 * BLOCK_N.value
-        fixed += ds_rows * BLOCK_M.value * 2 + CONSUMERS.value * BLOCK_M.value * dq_cols(head_dim, own_keys) * 4
+        fixed += 2 * BLOCK_N.value * BLOCK_M.value * 2 + CONSUMERS.value * BLOCK_M.value * dq_cols(head_dim) * 4
     return ring_stages(fixed, 2 * BLOCK_M.value * head_dim * 2)
 
 
@@ -347,9 +328,8 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     rows_m, rows_n = BLOCK_M.value, ROWS.value
     descs = bhsd_descriptors((q, k, v, dout, dk, dv), (rows_m, rows_n, rows_n, rows_m, rows_n, rows_n))
     fuse = dq_acc is not None
-    own = fuse and configs.GLUON_DQ_OWN_KEYS
     if fuse:
-        cols = dq_cols(head_dim, own)
+        cols = dq_cols(head_dim)
         dq_desc = TensorDescriptor(dq_acc, list(dq_acc.shape), list(dq_acc.stride()), [1, 1, rows_m, cols],
                                    smem_layout(rows_m, cols, torch.float32))
     else:
@@ -357,6 +337,6 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
             f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale)
-    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, own), CAUSAL=f.causal,
-                  FUSE_DQ=fuse, OWN_KEYS=own, num_warps=4)
+    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal, FUSE_DQ=fuse,
+                  num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

@@ -144,10 +144,6 @@ GLUON_BWD_MIN_SEQLEN = 1024
 GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_SEQLEN = 2048
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
-# With dQ fused: each consumer adds dQ over its own 64 keys (one 64 x head_dim product, no wait on the other
-# consumer's dS^T, twice the reduction traffic) instead of half of dQ's columns over all 128 (benchmarks/NOTES.md
-# entry 32; an A/B option until measured).
-GLUON_DQ_OWN_KEYS = False
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:

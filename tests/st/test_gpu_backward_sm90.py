@@ -46,19 +46,6 @@ def test_gluon_dkdv_gqa_strided(causal, layout, dtype, gluon_dkdv_calls):
     assert gluon_dkdv_calls.call_count == 1
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("case", cases_product([(1, 1), (63, 200), (1000, 1000), (2049, 2049), (1024, 4096)],
-                                               heads=((8, 2),), head_dims=(64, 128)), ids=str)
-def test_gluon_dq_own_keys(case, dtype):
-    """dQ fused with each consumer adding it over its own keys (``configs.GLUON_DQ_OWN_KEYS``)."""
-    with mock.patch.object(backward_sm90, "attention_backward_dkdv_sm90",
-                           wraps=backward_sm90.attention_backward_dkdv_sm90) as m, \
-            mock.patch.object(configs, "BWD_GLUON", True), mock.patch.object(configs, "BWD_GLUON_DQ", True), \
-            mock.patch.object(configs, "GLUON_DQ_OWN_KEYS", True):
-        check_case(case, dtype, "cuda")
-    assert m.call_count == 1 and _fused(m)
-
-
 @pytest.mark.parametrize("causal", [False, True])
 def test_default_path_and_deterministic(causal):
     """By default the public API runs the Gluon backward with dQ fused (head_dim 128 causal from 4K keys);

@@ -62,16 +62,6 @@ def test_stages_fit_shared_memory(head_dim, stages, fuse_dq):
     assert got == (3 if fuse_dq and head_dim == 128 else stages)
 
 
-@pytest.mark.parametrize("head_dim,stages", [(128, 2), (64, 4)])
-def test_own_keys_stages_fit_shared_memory(head_dim, stages):
-    """dQ over each consumer's own keys: one dS^T slot of 64 rows per consumer, full-width dQ staging tiles."""
-    n, m, r = backward_sm90.BLOCK_N.value, backward_sm90.BLOCK_M.value, backward_sm90.ROWS.value
-    got = backward_sm90.stages_for(head_dim, True, own_keys=True)
-    used = (2 * n + 2 * got * m) * head_dim * 2 + 2 * r * m * 2 + 2 * m * head_dim * 4
-    assert backward_sm90.dq_cols(head_dim, own_keys=True) == head_dim
-    assert used <= SMEM_LIMIT - 1024 and got == stages
-
-
 def _compile(kernel: str, head_dim: int, causal: int, seqlen: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # Gluon compiles outside it only
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
