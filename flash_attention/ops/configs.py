@@ -98,6 +98,10 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
     return seqlen_k >= GLUON_D64_MIN_SEQLEN
 
 
+# Token windows and ALiBi in the Gluon forward's one-tile form (True), or left to the tl kernels (False).
+GLUON_FWD_BANDS = True
+
+
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
 # None = where it measured faster (forward_gluon_persistent below), True/False force it on/off.
 FWD_GLUON_PERSISTENT: bool | None = None

@@ -101,31 +101,47 @@ def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_
 
 
 @gluon.jit
-def _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL: gl.constexpr):
+def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left, win_right, slope2, qk_scale,
+             CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
     """Online-softmax step for one score tile: ``(p, alpha, m_new, l_new)``. Scores stay unscaled; the scale and
-    log2(e) fold into the exp2 argument."""
-    if start >= full_hi:
+    log2(e) fold into the exp2 argument. ``WINDOW``: the band ``diag - win_left <= n - m <= diag + win_right``
+    (causal folded into ``win_right = 0``), whose tiles below ``full_lo`` need the mask too. ``ALIBI``: the scores
+    take ``-slope * |m + diag - n|`` (``slope2`` in log2 units), as the tl kernels' ``score_log2`` adds it."""
+    sc = qk_scale
+    if ALIBI:
+        offs_a = start + gl.arange(0, qk.shape[1], layout=gl.SliceLayout(0, qk.type.layout))
+        dist = (offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32)
+        qk = qk * qk_scale - slope2 * gl.abs(dist)
+        sc = 1.0
+    masked = start >= full_hi
+    if WINDOW:
+        masked = masked | (start < full_lo)
+    if masked:
         # Tiles past the band's full part or hanging over the end of the keys: mask, and keep rows that have seen
         # nothing yet at m = -inf without producing NaN (subtract 0 instead).
         offs_n = start + gl.arange(0, qk.shape[1], layout=gl.SliceLayout(0, qk.type.layout))
         ok = offs_n[None, :] < seqlen_k
         if CAUSAL:
             ok = ok & (offs_n[None, :] <= offs_m[:, None] + diag)
+        if WINDOW:
+            rel = offs_n[None, :] - offs_m[:, None] - diag
+            ok = ok & (rel <= win_right) & (rel >= -win_left)
         qk = gl.where(ok, qk, float("-inf"))
-        m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
+        m_new = gl.maximum(m_i, gl.max(qk, 1) * sc)
         m_use = gl.where(m_new == float("-inf"), 0.0, m_new)
     else:
-        m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
+        m_new = gl.maximum(m_i, gl.max(qk, 1) * sc)
         m_use = m_new
-    p = gl.exp2(qk * qk_scale - m_use[:, None])
+    p = gl.exp2(qk * sc - m_use[:, None])
     alpha = gl.exp2(m_i - m_use)
     return p, alpha, m_new, l_i * alpha + gl.sum(p, 1)
 
 
 @gluon.jit
-def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo, full_hi, hi, offs_m, seqlen_k,
-            diag, qk_scale, m_i, l_i, acc, CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-            STAGES: gl.constexpr, CAUSAL: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr):
+def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo, full_lo, full_hi, hi, offs_m,
+            seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i, l_i, acc, CID: gl.constexpr,
+            BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+            WINDOW: gl.constexpr, ALIBI: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr):
     """The overlapped loop over one query tile's key tiles ``[lo, hi)``: tile j's ``S = Q K^T`` is issued before
     tile j-1's ``O += P V``, and the softmax of tile j runs while that ``P V`` is still on the tensor cores.
     ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
@@ -142,7 +158,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
         mbarrier.wait(k_ready.index(i % STAGES), (i // STAGES) & 1)
         qk = warpgroup_mma(q, k_smem.index(i % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
                            use_acc=False)
-        p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+        p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
+                                      win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI)
         pa = gl.convert_layout(p.to(dtype), p_layout)
         if PINGPONG:
             if CID == 1:
@@ -163,7 +180,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - CID), count=1)
             qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
-            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
+                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI)
             acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
             mbarrier.arrive(kv_empty.index(prev), count=1)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
@@ -194,9 +212,10 @@ def _finish(acc, m_i, l_i):
 
 @gluon.jit
 def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
-              off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
-              CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-              CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+              off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right, slope2,
+              qk_scale, lse_base, CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+              STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+              OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
     dtype: gl.constexpr = o_desc.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -216,8 +235,9 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
     mbarrier.wait(q_bar, 0)
     if OVERLAP:
         acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_bar, gl.to_tensor(0), lo,
-                                   full_hi, hi, offs_m, seqlen_k, diag, qk_scale, m_i, l_i, acc, CID, BLOCK_N,
-                                   HEAD_DIM, STAGES, CAUSAL, PINGPONG, False)
+                                   full_lo, full_hi, hi, offs_m, seqlen_k, diag, win_left, win_right, slope2,
+                                   qk_scale, m_i, l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
+                                   PINGPONG, False)
     else:
         i = 0
         for start in range(lo, hi, BLOCK_N):
@@ -227,7 +247,8 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
             qk = warpgroup_mma(q, k_smem.index(s).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
                                use_acc=False, is_async=True)
             qk = warpgroup_mma_wait(num_outstanding=0, deps=(qk,))
-            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_hi, offs_m, seqlen_k, diag, qk_scale, CAUSAL)
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
+                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
             pa = gl.convert_layout(p.to(dtype), p_layout)
             mbarrier.wait(v_ready.index(s), phase)
@@ -247,22 +268,37 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
 
 
 @gluon.jit
-def _key_range(m0, seqlen_k, diag, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr):
-    """``(lo, full_hi, hi)`` for the query rows ``[m0, m0 + BLOCK_M)``: the key tiles ``[lo, hi)`` hold every key
-    one of them sees, and those below ``full_hi`` need no mask for any of them."""
+def _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+               CAUSAL: gl.constexpr, WINDOW: gl.constexpr):
+    """``(lo, full_lo, full_hi, hi)`` for the query rows ``[m0, m0 + BLOCK_M)``: the key tiles ``[lo, hi)`` hold
+    every key one of them sees, and those in ``[full_lo, full_hi)`` need no mask for any of them (as
+    ops/masks.py's ``key_range`` for token windows)."""
     lo = 0
     hi = seqlen_k
     full_hi = (seqlen_k // BLOCK_N) * BLOCK_N
+    full_lo = lo
     if CAUSAL:
         hi = gl.minimum(hi, gl.maximum(m0 + BLOCK_M + diag, 0))
         full_hi = gl.minimum(full_hi, gl.maximum(((m0 + diag + 1) // BLOCK_N) * BLOCK_N, 0))
-    return lo, full_hi, hi
+    if WINDOW:
+        even_hi = full_hi
+        m_last = m0 + BLOCK_M - 1
+        lo = (gl.maximum(m0 + diag - win_left, 0) // BLOCK_N) * BLOCK_N
+        hi = gl.minimum(gl.maximum(m_last + diag + win_right + 1, 0), seqlen_k)
+        # A key tile is fully visible when the last row passes its left edge and the first row its right.
+        full_lo = (gl.maximum(m_last + diag - win_left + BLOCK_N - 1, 0) // BLOCK_N) * BLOCK_N
+        full_hi = (gl.maximum(m0 + diag + win_right + 1, 0) // BLOCK_N) * BLOCK_N
+        full_lo = gl.minimum(gl.maximum(full_lo, lo), even_hi)
+        full_hi = gl.maximum(gl.minimum(full_hi, even_hi), full_lo)
+        hi = gl.maximum(hi, full_hi)
+    return lo, full_lo, full_hi, hi
 
 
 @gluon.jit
-def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, seqlen_q, seqlen_k, group, diag,
-                   qk_scale, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-                   CAUSAL: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Slopes, stride_sb, stride_sh, seqlen_q,
+                   seqlen_k, group, diag, win_left, win_right, qk_scale, HEAD_DIM: gl.constexpr,
+                   BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr,
+                   ALIBI: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.num_programs(0)
     # Causal: later query tiles carry more keys; start them first so the tail of the grid is short.
@@ -272,7 +308,10 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, se
     off_hk = off_h // group
     m0 = pid_m * BLOCK_M
 
-    lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK_M, BLOCK_N, CAUSAL)
+    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, CAUSAL, WINDOW)
+    slope2 = 0.0
+    if ALIBI:
+        slope2 = gl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(gl.float32) * 1.4426950408889634
 
     q_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, 1, 1, ROWS, HEAD_DIM], q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], k_desc.layout)
@@ -295,11 +334,13 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, se
         (_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
                      off_b, off_h, off_hk, m0, lo, hi, BLOCK_N, STAGES)),
         (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
-                     off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
-                     0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, OVERLAP, PINGPONG)),
+                     off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right,
+                     slope2, qk_scale, lse_base, 0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, OVERLAP,
+                     PINGPONG)),
         (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
-                     off_b, off_h, m0, lo, full_hi, hi, seqlen_q, seqlen_k, diag, qk_scale, lse_base,
-                     1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, OVERLAP, PINGPONG)),
+                     off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right,
+                     slope2, qk_scale, lse_base, 1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, OVERLAP,
+                     PINGPONG)),
     ], [4, 4], [240, 240])
 
 
@@ -368,7 +409,7 @@ def _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q
     BLOCK: gl.constexpr = NC * ROWS
     off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
     off_hk = off_h // group
-    lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
+    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, 0, 0, BLOCK, BLOCK_N, CAUSAL, False)
     # Q's shared memory is free once every consumer's last S = Q K^T of the previous tile is done.
     mbarrier.wait(q_empty, (n & 1) ^ 1)
     _load_q(q_desc, q_smem, q_bar, off_b, off_h, m0, NC)
@@ -417,16 +458,16 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
     off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
-    lo, full_hi, hi = _key_range(m0, seqlen_k, diag, BLOCK, BLOCK_N, CAUSAL)
+    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, 0, 0, BLOCK, BLOCK_N, CAUSAL, False)
     r0 = m0 + CID * ROWS
     offs_m = r0 + gl.arange(0, ROWS, layout=row_s)
     m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
     l_i = gl.zeros([ROWS], gl.float32, layout=row_s)
     acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
     mbarrier.wait(q_bar, n & 1)
-    acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_hi, hi,
-                               offs_m, seqlen_k, diag, qk_scale, m_i, l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES,
-                               CAUSAL, False, True)
+    acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_lo,
+                               full_hi, hi, offs_m, seqlen_k, diag, 0, 0, 0.0, qk_scale, m_i, l_i, acc, CID, BLOCK_N,
+                               HEAD_DIM, STAGES, CAUSAL, False, False, False, True)
     out, lse = _finish(acc, m_i, l_i)
     lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
@@ -543,13 +584,28 @@ def covers(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
             and tuple(f.window_size) == (-1, -1) and f.window_block == 1)
 
 
+def banded(f: Features) -> bool:
+    """Whether the call has a sliding window or ALiBi, which the one-tile form computes (``WINDOW``, ``ALIBI``)."""
+    return tuple(f.window_size) != (-1, -1) or f.alibi_slopes is not None
+
+
+def covers_forward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
+    """Whether the forward kernel computes this attention: what ``covers`` takes (which the Gluon backward shares),
+    and token windows and ALiBi in the one-tile form (``configs.GLUON_FWD_BANDS``)."""
+    if not banded(f) or not configs.GLUON_FWD_BANDS:
+        return covers(dtype, head_dim, f)
+    return (dtype in (torch.float16, torch.bfloat16) and head_dim in (64, 128) and not f.varlen and f.softcap == 0
+            and f.attn_bias is None and f.attn_mask is None and f.dropout_p == 0 and f.window_block == 1)
+
+
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, f: Features) -> bool:
     """Whether this kernel takes the call: an sm_90 GPU, tensors the copy engine can address, an attention it
-    covers, and a shape where it measured faster than the tl kernel (``configs.forward_gluon``)."""
+    covers, and a shape where it measured faster than the tl kernel (``configs.forward_gluon``; a window or ALiBi
+    counts as a mask there)."""
     if configs.interpreting() or q.device.type != "cuda" or not configs.forward_gluon(
-            q.shape[-1], k.shape[1], f.causal):
+            q.shape[-1], k.shape[1], f.causal or banded(f)):
         return False
-    return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
+    return (covers_forward(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, out)))
 
 
@@ -598,10 +654,13 @@ _PLANS = PlanCache()
 def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> Optional[tuple]:
     """What fixes a forward launch besides the tensors' addresses (ops/launch.py), for outputs the caller allocates
     as ``attention_forward`` does; None where this kernel does not cover the attention."""
-    if not covers(q.dtype, q.shape[-1], f) or not is_sm90(q.device.index or 0):
+    # ALiBi calls are not planned (the slopes would be one more role to carry): they take the JIT launch.
+    if not covers_forward(q.dtype, q.shape[-1], f) or f.alibi_slopes is not None or not is_sm90(
+            q.device.index or 0):
         return None
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
+            tuple(f.window_size), configs.GLUON_FWD_BANDS,
             configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
             configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
             configs.GLUON_DYNAMIC_SCHEDULE, configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
@@ -658,12 +717,16 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     with one program per query tile (the hardware then schedules the tiles, in order: three consumers at head_dim
     64 under a causal mask without the persistent form's drift across heads; an A/B option, not a default);
     ``dynamic`` (default ``configs.forward_gluon_dynamic``) hands the persistent form's tiles out through an atomic
-    counter, in the list's order, instead of by rounds."""
+    counter, in the list's order, instead of by rounds. A window or ALiBi runs in the one-tile form."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
+    band = banded(f)
+    if band and (persistent or tile_per_program):
+        raise ValueError("a window or ALiBi runs in the one-tile form: pass persistent=None or False")
     if persistent is None:
-        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal, seqlen_k)
+        persistent = not band and (tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal,
+                                                                                          seqlen_k))
     elif tile_per_program and not persistent:
         raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
     roles = None if plan_key is None else _roles(q, k, v, out, lse)
@@ -688,9 +751,23 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
         return
     stages = stages or stages_for(head_dim, block_n)
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
-    args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], seqlen_q, seqlen_k, nheads // nheads_k,
-            f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E)
-    kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal,
+    diag = f.diagonal(seqlen_q, seqlen_k)
+    window = tuple(f.window_size) != (-1, -1)
+    left, right = 0, 0
+    if window:
+        # Causal folds into the band's right side; an unbounded side becomes a span no index difference reaches
+        # (as ops/forward.py's window_bounds).
+        unbounded = seqlen_q + seqlen_k + abs(diag) + 2
+        left = f.window_size[0] if f.window_size[0] >= 0 else unbounded
+        right = 0 if f.causal else (f.window_size[1] if f.window_size[1] >= 0 else unbounded)
+    slopes, slope_strides = lse, (0, 0)  # lse stands in where there are no slopes (never read)
+    if f.alibi_slopes is not None:
+        slopes = f.alibi_slopes
+        slope_strides = tuple(slopes.stride()) if slopes.dim() == 2 else (0, slopes.stride(0))
+    args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], slopes, *slope_strides, seqlen_q,
+            seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E)
+    kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal and not window,
+                  WINDOW=window, ALIBI=f.alibi_slopes is not None,
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
                   PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
     _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))

@@ -56,11 +56,33 @@ def test_gluon_forward_tiles(block_n, stages, overlap, pingpong, case, gluon_cal
 
 
 def test_gluon_declines_other_features(gluon_calls):
-    """Softcap, windows and dropout go to the tl kernels (and still pass)."""
-    for case in (AttnCase(2, 300, 300, 4, 4, 128, softcap=30.0), AttnCase(2, 300, 300, 4, 4, 128, window_size=(64, 0)),
-                 AttnCase(2, 300, 300, 4, 4, 96)):
+    """Softcap, dropout and head dims other than 64/128 go to the tl kernels (and still pass)."""
+    for case in (AttnCase(2, 300, 300, 4, 4, 128, softcap=30.0), AttnCase(2, 300, 300, 4, 4, 96),
+                 AttnCase(2, 300, 300, 4, 4, 128, dropout_p=0.1)):
         check_case(case, torch.bfloat16, "cuda", backward=False)
     assert gluon_calls.call_count == 0
+
+
+BAND_CASES = [AttnCase(2, 1000, 1000, 8, 2, 128, causal=True, window_size=(64, 0)),
+              AttnCase(2, 1000, 1500, 8, 8, 128, window_size=(100, 37)),
+              AttnCase(1, 2049, 2049, 4, 4, 64, window_size=(300, -1)),
+              AttnCase(2, 700, 300, 4, 4, 128, window_size=(-1, 50)),
+              AttnCase(2, 300, 700, 4, 2, 64, causal=True, window_size=(129, 0)),
+              AttnCase(1, 4096, 4096, 4, 4, 128, causal=True, window_size=(1000, 0)),
+              AttnCase(2, 1000, 1000, 8, 2, 128, alibi="heads"),
+              AttnCase(2, 1000, 1300, 8, 8, 128, causal=True, alibi="batch"),
+              AttnCase(2, 1500, 1000, 8, 8, 64, causal=True, alibi="heads"),
+              AttnCase(2, 1000, 1000, 8, 8, 128, causal=True, window_size=(200, 0), alibi="heads"),
+              AttnCase(1, 63, 200, 2, 2, 128, window_size=(10, 10), alibi="batch")]
+
+
+@pytest.mark.parametrize("case,dtype", [(c, torch.bfloat16) for c in BAND_CASES]
+                         + [(c, torch.float16) for c in BAND_CASES[::4]], ids=str)
+def test_gluon_forward_window_alibi(case, dtype, gluon_calls):
+    """Token windows (either side bounded, with or without causal) and ALiBi in the one-tile form, at ragged
+    lengths, both diagonals and GQA; the tl backward takes the forward's lse."""
+    check_case(case, dtype, "cuda", backward=True)
+    assert gluon_calls.call_count >= 1
 
 
 @pytest.fixture

@@ -77,6 +77,30 @@ def test_dynamic_schedule_policy():
         assert not configs.forward_gluon_dynamic(64, True)
 
 
+def test_windows_and_alibi_in_the_one_tile_form():
+    slopes = torch.rand(4)
+    assert forward_sm90.covers_forward(torch.bfloat16, 128, Features(0.1, True, window_size=(64, 0)))
+    assert forward_sm90.covers_forward(torch.float16, 64, Features(0.1, alibi_slopes=slopes))
+    assert not forward_sm90.covers(torch.float16, 64, Features(0.1, alibi_slopes=slopes))  # the Gluon backward's
+    assert not forward_sm90.covers_forward(torch.float16, 64, Features(0.1, window_size=(8, 8), window_block=4))
+    assert not forward_sm90.covers_forward(torch.float16, 128, Features(0.1, alibi_slopes=slopes, softcap=5.0))
+    with mock.patch.object(configs, "GLUON_FWD_BANDS", False):
+        assert not forward_sm90.covers_forward(torch.bfloat16, 128, Features(0.1, True, window_size=(64, 0)))
+    q = torch.randn(1, 256, 4, 128, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="one-tile form"):
+        forward_sm90.attention_forward_sm90(q, q, q, Features(0.1, alibi_slopes=slopes), q, torch.empty(1, 4, 256),
+                                            persistent=True)
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("extra", [("--causal", "0", "--window", "500", "--alibi"),
+                                   ("--causal", "1", "--window", "300", "--alibi")])
+def test_window_alibi_compile_for_sm90(head_dim, extra):
+    """Windows and ALiBi in the one-tile form: no spills."""
+    r = _inspect("--d", str(head_dim), *extra)
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
+
+
 @pytest.mark.parametrize("head_dim,block_n,stages", [(128, 128, 3), (64, 128, 4), (128, 64, 4), (64, 64, 4)])
 def test_stages_fit_shared_memory(head_dim, block_n, stages):
     assert forward_sm90.stages_for(head_dim, block_n) == stages
