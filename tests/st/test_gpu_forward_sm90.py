@@ -56,9 +56,10 @@ def test_gluon_forward_tiles(block_n, stages, overlap, pingpong, case, gluon_cal
 
 
 def test_gluon_declines_other_features(gluon_calls):
-    """Softcap, dropout and head dims other than 64/128 go to the tl kernels (and still pass)."""
+    """Softcap, an additive bias and head dims other than 64/128 go to the tl kernels (and still pass). (Dropout
+    too, but ``check_case`` leaves dropout to ``check_api``.)"""
     for case in (AttnCase(2, 300, 300, 4, 4, 128, softcap=30.0), AttnCase(2, 300, 300, 4, 4, 96),
-                 AttnCase(2, 300, 300, 4, 4, 128, dropout_p=0.1)):
+                 AttnCase(2, 300, 300, 4, 4, 128, bias="broadcast")):
         check_case(case, torch.bfloat16, "cuda", backward=False)
     assert gluon_calls.call_count == 0
 
