@@ -98,7 +98,10 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
     return seqlen_k >= GLUON_D64_MIN_SEQLEN
 
 
-# Token windows and ALiBi in the Gluon forward's one-tile form (True), or left to the tl kernels (False).
+# Token windows and ALiBi in the Gluon forward's one-tile form (True), or left to the tl kernels (False). H200, bf16,
+# B2 H16 S8K head_dim 128, slowdown against plain attention (results/h200-2026-12-02-features.csv with the tl kernels
+# -> h200-2026-12-02-bands-features.csv with these): ALiBi +32% -> +23% forward, causal +46% -> +12%; a 2K window
+# +28% -> +16%, causal +54% -> +16%.
 GLUON_FWD_BANDS = True
 
 

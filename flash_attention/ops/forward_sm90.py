@@ -27,11 +27,14 @@ head_dim 128 take the one-tile form from 4K keys, and head_dim 64 takes its tile
 list's order (``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware
 does. ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
 
-Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/ALiBi/bias/mask/dropout/window/varlen; causal
-with any diagonal; GQA; any sequence lengths (a tile past the end of the keys is zero-filled by the copy engine and
-masked; output rows past the end of the queries are clipped by the TMA store). Everything else, and every
-non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this kernel is tested on
-the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
+Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/bias/mask/dropout/varlen/block windows; causal
+with any diagonal; GQA; token windows (either side bounded, causal folded into the right side: ``WINDOW``, whose
+band's first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``),
+both in the one-tile form only; any sequence lengths (a tile past the end of the keys is zero-filled by the copy
+engine and masked; output rows past the end of the queries are clipped by the TMA store). The Gluon backward
+(ops/backward_sm90.py) shares ``covers``, which leaves windows and ALiBi to the tl backward. Everything else, and
+every non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this kernel is
+tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
 """
 
 from __future__ import annotations
