@@ -689,7 +689,8 @@ def attention_backward(
     gluon_dkdv = mode in ("split", "fused", "tma") and not bias_grad and backward_sm90.supported(
         q, k, v, dout, dk, dv, f)
     if gluon_dkdv:
-        fuse = dq_mode == "tma" or (dq_mode is None and configs.backward_gluon_dq(head_dim, f.causal, seqlen_k))
+        fuse = dq_mode == "tma" or (dq_mode is None and configs.backward_gluon_dq(
+            head_dim, f.causal, seqlen_k, backward_sm90.banded(f)))
         mode = "tma" if fuse else "split"
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions

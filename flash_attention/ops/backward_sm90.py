@@ -40,7 +40,8 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import LOG2E, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages, smem_layout
+from .forward_sm90 import (LOG2E, alibi_args, banded, bhsd_descriptors, covers, covers_forward, is_sm90, mma_layout,
+                           ring_stages, smem_layout, window_sides)
 from .launch import Plan, launch
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
@@ -61,7 +62,7 @@ def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
 
 @gluon.jit
 def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
-                  off_b, off_hk, n0, lo, seqlen_q, group, STAGES: gl.constexpr):
+                  off_b, off_hk, n0, lo, hi, group, STAGES: gl.constexpr):
     mbarrier.expect(kv_bar, 2 * CONSUMERS * k_desc.block_type.nbytes)
     for c in gl.static_range(CONSUMERS):
         tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, n0 + c * ROWS, 0], kv_bar, k_smem.index(c))
@@ -69,7 +70,7 @@ def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_sm
     i = 0
     for g in range(0, group):
         off_h = off_hk * group + g
-        for start in range(lo, seqlen_q, BLOCK_M):
+        for start in range(lo, hi, BLOCK_M):
             s = i % STAGES
             mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)
             mbarrier.expect(ready.index(s), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
@@ -105,9 +106,9 @@ def _dq_reduce(dq, dq_desc, dq_tile, off_b, off_h, start, col):
 
 @gluon.jit
 def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready,
-              Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale, sm_scale, off_b, off_h,
-              CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr,
-              FUSE_DQ: gl.constexpr):
+              Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b,
+              off_h, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr,
+              FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator."""
     dtype: gl.constexpr = q_smem.dtype
@@ -138,11 +139,22 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
     dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
-    pt = gl.exp2(st * qk_scale)
+    if ALIBI:
+        # ALiBi's -slope * |m + diag - n| (log2 units), as the forward added it before its lse.
+        offs_a = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
+        dist = (offs_m[None, :] + diag - offs_a[:, None]).to(gl.float32)
+        pt = gl.exp2(st * qk_scale - slope2 * gl.abs(dist))
+    else:
+        pt = gl.exp2(st * qk_scale)
     if MASKED:
-        # A query tile that reaches below the band's edge: key n is visible to query m iff n <= m + diag.
+        # A query tile at the band's edge: key n is visible to query m iff n <= m + diag (causal), or iff
+        # -win_left <= n - m - diag <= win_right (a window, causal folded in).
         offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
-        pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
+        if WINDOW:
+            rel = offs_n[:, None] - offs_m[None, :] - diag
+            pt = gl.where((rel <= win_right) & (rel >= -win_left), pt, 0.0)
+        else:
+            pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
     dpt = warpgroup_mma_wait(num_outstanding=0, deps=(dpt,))
     dst = (pt * dpt).to(dtype)
     pa = gl.convert_layout(pt.to(dtype), a_layout)
@@ -181,9 +193,10 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
 
 @gluon.jit
 def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
-                  ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo, seqlen_q,
-                  group, diag, qk_scale, sm_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                  CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr):
+                  ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo, full_hi, hi,
+                  seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale, sm_scale,
+                  CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                  FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -199,21 +212,34 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
     for g in range(0, group):
         off_h = off_hk * group + g
         row_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+        slope2 = 0.0
+        if ALIBI:
+            slope2 = gl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(gl.float32) * 1.4426950408889634
         mask_end = lo
-        if CAUSAL:
-            # The first tiles (those starting before full_lo) need the causal mask; they get their own loop so
-            # the mask's registers are not held through the long unmasked one.
+        if CAUSAL or WINDOW:
+            # The first tiles (those starting before full_lo) need the mask; they get their own loop so the mask's
+            # registers are not held through the long unmasked one.
             mask_end = lo + (full_lo - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M
-            for start in range(lo, gl.minimum(mask_end, seqlen_q), BLOCK_M):
+            for start in range(lo, gl.minimum(mask_end, hi), BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                                   ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale,
-                                   sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True, FUSE_DQ)
+                                   ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
+                                   win_right, slope2, qk_scale, sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True,
+                                   FUSE_DQ, WINDOW, ALIBI)
                 i += 1
-        for start in range(mask_end, seqlen_q, BLOCK_M):
+        for start in range(mask_end, full_hi, BLOCK_M):
             dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                               ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, qk_scale,
-                               sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, False, FUSE_DQ)
+                               ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
+                               win_right, slope2, qk_scale, sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, False,
+                               FUSE_DQ, WINDOW, ALIBI)
             i += 1
+        if WINDOW:
+            # The last tiles, past the band's left edge for some of these keys.
+            for start in range(gl.maximum(full_hi, mask_end), hi, BLOCK_M):
+                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
+                                   ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
+                                   win_right, slope2, qk_scale, sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True,
+                                   FUSE_DQ, WINDOW, ALIBI)
+                i += 1
 
     if FUSE_DQ:
         # The other consumer's dQ products read this consumer's K rows until its last tile: wait for it before
@@ -231,19 +257,33 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
 
 @gluon.jit
 def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb,
-                        stride_lh, seqlen_q, group, diag, qk_scale, sm_scale, HEAD_DIM: gl.constexpr,
-                        STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr):
+                        stride_lh, Slopes, stride_sb, stride_sh, seqlen_q, group, diag, win_left, win_right, qk_scale,
+                        sm_scale, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                        FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
     n0 = gl.program_id(0) * BLOCK_N
     lo = 0
     full_lo = 0
+    full_hi = seqlen_q
+    hi = seqlen_q
     if CAUSAL:
         # Query m sees key n iff n <= m + diag: the first query tile that sees any of keys [n0, n0 + BLOCK_N) and
         # the first that sees all of them.
         lo = (gl.maximum(n0 - diag, 0) // BLOCK_M) * BLOCK_M
         full_lo = gl.maximum(n0 + BLOCK_N - 1 - diag, 0)
+    if WINDOW:
+        # Query m sees key n iff m + diag - win_left <= n <= m + diag + win_right: query tiles [lo, hi) see some
+        # of these keys, those in [full_lo, full_hi) all of them (ops/masks.py's query_range for token windows).
+        n_last = n0 + BLOCK_N - 1
+        lo = (gl.maximum(n0 - win_right - diag, 0) // BLOCK_M) * BLOCK_M
+        hi = gl.minimum(gl.maximum(n_last + win_left + 1 - diag, 0), seqlen_q)
+        full_lo = (gl.maximum(n_last - win_right - diag + BLOCK_M - 1, 0) // BLOCK_M) * BLOCK_M
+        full_hi = (gl.maximum(n0 + win_left + 1 - diag, 0) // BLOCK_M) * BLOCK_M
+        full_lo = gl.minimum(gl.maximum(full_lo, lo), gl.maximum(hi, lo))
+        full_hi = gl.maximum(gl.minimum(full_hi, hi), full_lo)
+        hi = gl.maximum(hi, full_hi)
 
     k_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, 1, 1, ROWS, HEAD_DIM], k_desc.layout)
     v_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, 1, 1, ROWS, HEAD_DIM], v_desc.layout)
@@ -276,27 +316,36 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
 
     gl.warp_specialize([
         (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
-                         off_b, off_hk, n0, lo, seqlen_q, group, STAGES)),
+                         off_b, off_hk, n0, lo, hi, group, STAGES)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
-                         full_lo, seqlen_q, group, diag, qk_scale, sm_scale, 0, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ)),
+                         full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
+                         stride_sh, qk_scale, sm_scale, 0, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ, WINDOW, ALIBI)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
-                         full_lo, seqlen_q, group, diag, qk_scale, sm_scale, 1, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ)),
+                         full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
+                         stride_sh, qk_scale, sm_scale, 1, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ, WINDOW, ALIBI)),
     ], [4, 4], [240, 240])
 
 
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor, dk: torch.Tensor,
               dv: torch.Tensor, f: Features) -> bool:
-    """Whether the Gluon backward kernel takes the call: an sm_90 GPU, an attention the Gluon forward covers,
-    tensors the copy engine can address, and a length where it measured faster (``configs.backward_gluon``)."""
+    """Whether the Gluon backward kernel takes the call: an sm_90 GPU, an attention it covers (``covers_backward``),
+    tensors the copy engine can address, and a length where it measured faster (``configs.backward_gluon``; a
+    window or ALiBi counts as a mask there)."""
     if configs.interpreting() or q.device.type != "cuda" or not configs.backward_gluon(
-            q.shape[-1], f.causal, k.shape[1]):
+            q.shape[-1], f.causal or banded(f), k.shape[1]):
         return False
-    return (covers(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
+    return (covers_backward(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, dout, dk, dv)))
+
+
+def covers_backward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
+    """What the kernel computes: plain and causal attention (``covers``, shared with the forward), and, with
+    ``configs.GLUON_BWD_BANDS``, token windows and ALiBi (``WINDOW``, ``ALIBI``)."""
+    if banded(f) and configs.GLUON_BWD_BANDS:
+        return covers_forward(dtype, head_dim, f)
+    return covers(dtype, head_dim, f)
 
 
 def dq_cols(head_dim: int) -> int:
@@ -335,8 +384,12 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     else:
         dq_desc = descs[4]
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
-    args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], seqlen_q, nheads // nheads_k,
-            f.diagonal(seqlen_q, seqlen_k), f.softmax_scale * LOG2E, f.softmax_scale)
-    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal, FUSE_DQ=fuse,
-                  num_warps=4)
+    diag = f.diagonal(seqlen_q, seqlen_k)
+    window = tuple(f.window_size) != (-1, -1)
+    left, right = window_sides(f, seqlen_q, seqlen_k, diag)
+    slopes, slope_strides = alibi_args(f, lse2)
+    args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
+            diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale)
+    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal and not window,
+                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

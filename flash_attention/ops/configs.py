@@ -151,6 +151,9 @@ GLUON_BWD_MIN_SEQLEN = 1024
 GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_SEQLEN = 2048
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
+# Token windows and ALiBi in the Gluon backward (True), or left to the tl kernels (False): written and compiled, not
+# yet run on a GPU (benchmarks/NOTES.md entry 38), so off.
+GLUON_BWD_BANDS = False
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
@@ -167,7 +170,7 @@ def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
     return seqlen_k >= GLUON_BWD_MIN_SEQLEN
 
 
-def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int) -> bool:
+def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool = False) -> bool:
     """Whether the Gluon backward adds dQ itself (TMA reductions into a float32 buffer, 5 products per tile pair)
     rather than leaving it to the split dQ kernel (7 products). H200, same process
     (results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-*.csv, TFLOPS fused / split / tl): bf16 head_dim 128 4K
@@ -179,6 +182,10 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int) -> bool:
     backward; at 2K fused still led (head_dim 128 436-437 / 414-416, head_dim 64 381-386 / 353, causal 314 / 295)."""
     if BWD_GLUON_DQ is not None:
         return BWD_GLUON_DQ
+    if banded and head_dim > 64:
+        # Windows and ALiBi at head_dim 128: the fused kernel spills (windows 159 loads / 146 stores compiled for
+        # sm_90, ALiBi 36-59; the split kernel 0-44), so dQ comes from the tl dQ kernel (not measured yet).
+        return False
     if seqlen_k < GLUON_DQ_MIN_SEQLEN:
         return False
     return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)

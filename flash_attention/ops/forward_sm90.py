@@ -592,6 +592,27 @@ def banded(f: Features) -> bool:
     return tuple(f.window_size) != (-1, -1) or f.alibi_slopes is not None
 
 
+def window_sides(f: Features, seqlen_q: int, seqlen_k: int, diag: int) -> Tuple[int, int]:
+    """``(win_left, win_right)`` of a token window for the kernels' ``WINDOW`` (0, 0 without one): causal folds
+    into the right side; an unbounded side becomes a span no index difference reaches (as ops/forward.py's
+    ``window_bounds``)."""
+    if tuple(f.window_size) == (-1, -1):
+        return 0, 0
+    unbounded = seqlen_q + seqlen_k + abs(diag) + 2
+    left = f.window_size[0] if f.window_size[0] >= 0 else unbounded
+    right = 0 if f.causal else (f.window_size[1] if f.window_size[1] >= 0 else unbounded)
+    return left, right
+
+
+def alibi_args(f: Features, stand_in: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """The ALiBi slopes and their (batch, head) strides for the kernels' ``ALIBI``; without slopes ``stand_in``
+    (a tensor of the call, never read) and zero strides."""
+    if f.alibi_slopes is None:
+        return stand_in, (0, 0)
+    slopes = f.alibi_slopes
+    return slopes, (tuple(slopes.stride()) if slopes.dim() == 2 else (0, slopes.stride(0)))
+
+
 def covers_forward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
     """Whether the forward kernel computes this attention: what ``covers`` takes (which the Gluon backward shares),
     and token windows and ALiBi in the one-tile form (``configs.GLUON_FWD_BANDS``)."""
@@ -756,17 +777,8 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
     diag = f.diagonal(seqlen_q, seqlen_k)
     window = tuple(f.window_size) != (-1, -1)
-    left, right = 0, 0
-    if window:
-        # Causal folds into the band's right side; an unbounded side becomes a span no index difference reaches
-        # (as ops/forward.py's window_bounds).
-        unbounded = seqlen_q + seqlen_k + abs(diag) + 2
-        left = f.window_size[0] if f.window_size[0] >= 0 else unbounded
-        right = 0 if f.causal else (f.window_size[1] if f.window_size[1] >= 0 else unbounded)
-    slopes, slope_strides = lse, (0, 0)  # lse stands in where there are no slopes (never read)
-    if f.alibi_slopes is not None:
-        slopes = f.alibi_slopes
-        slope_strides = tuple(slopes.stride()) if slopes.dim() == 2 else (0, slopes.stride(0))
+    left, right = window_sides(f, seqlen_q, seqlen_k, diag)
+    slopes, slope_strides = alibi_args(f, lse)
     args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], slopes, *slope_strides, seqlen_q,
             seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E)
     kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal and not window,

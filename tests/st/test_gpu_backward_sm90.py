@@ -46,6 +46,28 @@ def test_gluon_dkdv_gqa_strided(causal, layout, dtype, gluon_dkdv_calls):
     assert gluon_dkdv_calls.call_count == 1
 
 
+BAND_CASES = [AttnCase(2, 1000, 1000, 8, 2, 128, causal=True, window_size=(64, 0)),
+              AttnCase(2, 1000, 1500, 8, 8, 128, window_size=(100, 37)),
+              AttnCase(1, 2049, 2049, 4, 4, 64, window_size=(300, -1)),
+              AttnCase(2, 700, 300, 4, 4, 128, window_size=(-1, 50)),
+              AttnCase(1, 4096, 4096, 4, 4, 64, causal=True, window_size=(1000, 0)),
+              AttnCase(2, 1000, 1000, 8, 2, 128, alibi="heads"),
+              AttnCase(2, 1000, 1300, 8, 8, 128, causal=True, alibi="batch"),
+              AttnCase(2, 1500, 1000, 8, 8, 64, causal=True, alibi="heads"),
+              AttnCase(2, 1000, 1000, 8, 8, 128, causal=True, window_size=(200, 0), alibi="heads"),
+              AttnCase(1, 63, 200, 2, 2, 64, window_size=(10, 10), alibi="batch")]
+
+
+@pytest.mark.parametrize("case", BAND_CASES, ids=str)
+def test_gluon_bwd_window_alibi(case, gluon_dkdv_calls):
+    """Token windows and ALiBi in the Gluon backward (``configs.GLUON_BWD_BANDS``), both dQ modes: the band's
+    query range per key block, its masked first and last tiles, ALiBi added before exp2."""
+    with mock.patch.object(configs, "GLUON_BWD_BANDS", True):
+        check_case(case, torch.bfloat16, "cuda")
+    assert gluon_dkdv_calls.call_count == 1
+    assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_default_path_and_deterministic(causal):
     """By default the public API runs the Gluon backward with dQ fused (head_dim 128 causal from 4K keys);

@@ -62,11 +62,11 @@ def test_stages_fit_shared_memory(head_dim, stages, fuse_dq):
     assert got == (3 if fuse_dq and head_dim == 128 else stages)
 
 
-def _compile(kernel: str, head_dim: int, causal: int, seqlen: int) -> dict:
+def _compile(kernel: str, head_dim: int, causal: int, seqlen: int, *extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # Gluon compiles outside it only
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inspect_sm90.py"), "--kernel", kernel,
-                          "--seqlen", str(seqlen), "--d", str(head_dim), "--causal", str(causal), "--json"],
+                          "--seqlen", str(seqlen), "--d", str(head_dim), "--causal", str(causal), "--json", *extra],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.loads(res.stdout.strip().splitlines()[-1])
@@ -89,3 +89,26 @@ def test_compiles_for_sm90(head_dim, causal, kernel):
 def test_compiles_for_ragged_lengths(causal):
     # A length with no 16-divisibility hint compiles too (Triton specializes integer arguments on it).
     _compile("gluon-dkdv-dq", 128, causal, 1000)
+
+
+def test_windows_and_alibi_policy():
+    """Windows and ALiBi in the Gluon backward: off until measured (``configs.GLUON_BWD_BANDS``); when on, dQ from
+    the split kernel at head_dim 128, where the fused kernel spills."""
+    slopes = torch.rand(4)
+    f = Features(0.1, True, window_size=(64, 0), alibi_slopes=slopes)
+    assert not backward_sm90.covers_backward(torch.bfloat16, 128, f)
+    with mock.patch.object(configs, "GLUON_BWD_BANDS", True):
+        assert backward_sm90.covers_backward(torch.bfloat16, 128, f)
+        assert not backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, alibi_slopes=slopes, softcap=2.0))
+    assert backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, True))
+    assert not configs.backward_gluon_dq(128, True, 8192, banded=True) and configs.backward_gluon_dq(128, True, 8192)
+    assert configs.backward_gluon_dq(64, True, 8192, banded=True)
+
+
+@pytest.mark.parametrize("kernel,head_dim", [("gluon-dkdv", 128), ("gluon-dkdv-dq", 64)])
+def test_windows_and_alibi_compile_for_sm90(kernel, head_dim):
+    """The kernels the policy above would run for windows and ALiBi compile (the head_dim-128 one with a few
+    spills where both are on: NOTES entry 38)."""
+    r = _compile(kernel, head_dim, 0, 8192, "--window", "1000", "--alibi")
+    if head_dim == 64:
+        assert r["ldl"] == 0 and r["stl"] == 0, r
