@@ -103,6 +103,9 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
 # -> h200-2026-12-02-bands-features.csv with these): ALiBi +32% -> +23% forward, causal +46% -> +12%; a 2K window
 # +28% -> +16%, causal +54% -> +16%.
 GLUON_FWD_BANDS = True
+# ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
+# or five operations): written and compiled, not yet run on a GPU (benchmarks/NOTES.md entry 38), so off.
+GLUON_ALIBI_SPLIT = False
 
 
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):

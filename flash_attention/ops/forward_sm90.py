@@ -104,17 +104,42 @@ def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_
 
 
 @gluon.jit
+def _alibi_scores(qk, start, offs_m, diag, slope2, qk_scale, SPLIT: gl.constexpr):
+    """ALiBi's scores in log2 units, ``qk * qk_scale - slope2 * |m + diag - n|``, as ``(t, shift)`` with the score
+    ``t - shift[:, None]``. With ``SPLIT``, a tile wholly on one side of the diagonal splits the distance into a key
+    term (one FMA per score, in ``t``) and a query term (``shift``, which the softmax takes per row); only tiles
+    that straddle the diagonal compute it per score (an integer difference, a conversion, an abs and an FMA)."""
+    offs_a = start + gl.arange(0, qk.shape[1], layout=gl.SliceLayout(0, qk.type.layout))
+    shift = gl.zeros([qk.shape[0]], gl.float32, layout=gl.SliceLayout(1, qk.type.layout))
+    if SPLIT:
+        pos_lo = gl.min(offs_m, 0) + diag
+        pos_hi = gl.max(offs_m, 0) + diag
+        left = start + qk.shape[1] - 1 <= pos_lo  # every key at or before every row's position
+        right = start >= pos_hi
+        if left | right:
+            # Both terms are taken relative to the tile's first key, so the scores near a row's maximum stay small
+            # numbers (a key term of slope * 64000 would leave float32 a 2^-8 step there).
+            sgn_slope = slope2 * (1.0 - 2.0 * right.to(gl.float32))
+            t = qk * qk_scale + (sgn_slope * (offs_a - start).to(gl.float32))[None, :]
+            shift = sgn_slope * (offs_m + diag - start).to(gl.float32)
+        else:
+            t = qk * qk_scale - slope2 * gl.abs((offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32))
+    else:
+        t = qk * qk_scale - slope2 * gl.abs((offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32))
+    return t, shift
+
+
+@gluon.jit
 def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left, win_right, slope2, qk_scale,
-             CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
+             CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr = False):
     """Online-softmax step for one score tile: ``(p, alpha, m_new, l_new)``. Scores stay unscaled; the scale and
     log2(e) fold into the exp2 argument. ``WINDOW``: the band ``diag - win_left <= n - m <= diag + win_right``
     (causal folded into ``win_right = 0``), whose tiles below ``full_lo`` need the mask too. ``ALIBI``: the scores
-    take ``-slope * |m + diag - n|`` (``slope2`` in log2 units), as the tl kernels' ``score_log2`` adds it."""
+    take ``-slope * |m + diag - n|`` (``slope2`` in log2 units), as the tl kernels' ``score_log2`` adds it
+    (``_alibi_scores``; ``ALIBI_SPLIT`` its cheaper form off the diagonal)."""
     sc = qk_scale
     if ALIBI:
-        offs_a = start + gl.arange(0, qk.shape[1], layout=gl.SliceLayout(0, qk.type.layout))
-        dist = (offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32)
-        qk = qk * qk_scale - slope2 * gl.abs(dist)
+        qk, shift = _alibi_scores(qk, start, offs_m, diag, slope2, qk_scale, ALIBI_SPLIT)
         sc = 1.0
     masked = start >= full_hi
     if WINDOW:
@@ -130,12 +155,21 @@ def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_
             rel = offs_n[None, :] - offs_m[:, None] - diag
             ok = ok & (rel <= win_right) & (rel >= -win_left)
         qk = gl.where(ok, qk, float("-inf"))
-        m_new = gl.maximum(m_i, gl.max(qk, 1) * sc)
+        row_max = gl.max(qk, 1) * sc
+        if ALIBI_SPLIT:
+            row_max = row_max - shift
+        m_new = gl.maximum(m_i, row_max)
         m_use = gl.where(m_new == float("-inf"), 0.0, m_new)
     else:
-        m_new = gl.maximum(m_i, gl.max(qk, 1) * sc)
+        row_max = gl.max(qk, 1) * sc
+        if ALIBI_SPLIT:
+            row_max = row_max - shift
+        m_new = gl.maximum(m_i, row_max)
         m_use = m_new
-    p = gl.exp2(qk * sc - m_use[:, None])
+    if ALIBI_SPLIT:
+        p = gl.exp2(qk - (m_use + shift)[:, None])
+    else:
+        p = gl.exp2(qk * sc - m_use[:, None])
     alpha = gl.exp2(m_i - m_use)
     return p, alpha, m_new, l_i * alpha + gl.sum(p, 1)
 
@@ -144,7 +178,8 @@ def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_
 def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo, full_lo, full_hi, hi, offs_m,
             seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i, l_i, acc, CID: gl.constexpr,
             BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-            WINDOW: gl.constexpr, ALIBI: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr):
+            WINDOW: gl.constexpr, ALIBI: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr,
+            ALIBI_SPLIT: gl.constexpr = False):
     """The overlapped loop over one query tile's key tiles ``[lo, hi)``: tile j's ``S = Q K^T`` is issued before
     tile j-1's ``O += P V``, and the softmax of tile j runs while that ``P V`` is still on the tensor cores.
     ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
@@ -162,7 +197,7 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
         qk = warpgroup_mma(q, k_smem.index(i % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
                            use_acc=False)
         p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
-                                      win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI)
+                                      win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
         pa = gl.convert_layout(p.to(dtype), p_layout)
         if PINGPONG:
             if CID == 1:
@@ -184,7 +219,7 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
                 mbarrier.arrive(turn.index(1 - CID), count=1)
             qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
-                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI)
+                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
             acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
             mbarrier.arrive(kv_empty.index(prev), count=1)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
@@ -218,7 +253,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
               off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right, slope2,
               qk_scale, lse_base, CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
               STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-              OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+              ALIBI_SPLIT: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
     dtype: gl.constexpr = o_desc.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -240,7 +275,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
         acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_bar, gl.to_tensor(0), lo,
                                    full_lo, full_hi, hi, offs_m, seqlen_k, diag, win_left, win_right, slope2,
                                    qk_scale, m_i, l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
-                                   PINGPONG, False)
+                                   PINGPONG, False, ALIBI_SPLIT)
     else:
         i = 0
         for start in range(lo, hi, BLOCK_N):
@@ -251,7 +286,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
                                use_acc=False, is_async=True)
             qk = warpgroup_mma_wait(num_outstanding=0, deps=(qk,))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
-                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI)
+                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
             pa = gl.convert_layout(p.to(dtype), p_layout)
             mbarrier.wait(v_ready.index(s), phase)
@@ -301,7 +336,7 @@ def _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK_M: gl.constexpr, B
 def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Slopes, stride_sb, stride_sh, seqlen_q,
                    seqlen_k, group, diag, win_left, win_right, qk_scale, HEAD_DIM: gl.constexpr,
                    BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr,
-                   ALIBI: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+                   ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.num_programs(0)
     # Causal: later query tiles carry more keys; start them first so the tail of the grid is short.
@@ -338,12 +373,12 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Sl
                      off_b, off_h, off_hk, m0, lo, hi, BLOCK_N, STAGES)),
         (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
                      off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right,
-                     slope2, qk_scale, lse_base, 0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, OVERLAP,
-                     PINGPONG)),
+                     slope2, qk_scale, lse_base, 0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
+                     ALIBI_SPLIT, OVERLAP, PINGPONG)),
         (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
                      off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right,
-                     slope2, qk_scale, lse_base, 1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, OVERLAP,
-                     PINGPONG)),
+                     slope2, qk_scale, lse_base, 1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
+                     ALIBI_SPLIT, OVERLAP, PINGPONG)),
     ], [4, 4], [240, 240])
 
 
@@ -684,7 +719,7 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
         return None
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
-            tuple(f.window_size), configs.GLUON_FWD_BANDS,
+            tuple(f.window_size), configs.GLUON_FWD_BANDS, configs.GLUON_ALIBI_SPLIT,
             configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
             configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
             configs.GLUON_DYNAMIC_SCHEDULE, configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
@@ -783,6 +818,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
             seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E)
     kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal and not window,
                   WINDOW=window, ALIBI=f.alibi_slopes is not None,
+                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.GLUON_ALIBI_SPLIT,
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
                   PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
     _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))

@@ -191,3 +191,14 @@ def test_default_forms(case, persistent, dynamic):
     assert fwd and all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
     if persistent:
         assert all(c.args[3]["DYNAMIC"] == dynamic for c in fwd)
+
+
+@pytest.mark.parametrize("case", [c for c in BAND_CASES if c.alibi]
+                         + [AttnCase(1, 4096, 4096, 4, 4, 128, alibi="heads"),
+                            AttnCase(1, 3000, 5000, 4, 2, 64, causal=True, alibi="batch")], ids=str)
+def test_gluon_forward_alibi_split(case, gluon_calls):
+    """ALiBi off the diagonal as a key term and a row shift (``configs.GLUON_ALIBI_SPLIT``), both sides of the
+    diagonal, tiles that straddle it, and lengths where a key term taken from key 0 would lose float32 precision."""
+    with mock.patch.object(configs, "GLUON_ALIBI_SPLIT", True):
+        check_case(case, torch.bfloat16, "cuda", backward=True)
+    assert gluon_calls.call_count >= 1 and gluon_calls.call_args.kwargs.get("plan_key") is None

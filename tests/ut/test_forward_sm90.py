@@ -94,11 +94,15 @@ def test_windows_and_alibi_in_the_one_tile_form():
 
 @pytest.mark.parametrize("head_dim", [64, 128])
 @pytest.mark.parametrize("extra", [("--causal", "0", "--window", "500", "--alibi"),
-                                   ("--causal", "1", "--window", "300", "--alibi")])
+                                   ("--causal", "1", "--window", "300", "--alibi"),
+                                   ("--causal", "0", "--alibi", "--set", "GLUON_ALIBI_SPLIT=1")])
 def test_window_alibi_compile_for_sm90(head_dim, extra):
-    """Windows and ALiBi in the one-tile form: no spills."""
+    """Windows and ALiBi in the one-tile form: no spills (ALiBi's split form, an A/B option: a few at head_dim 128,
+    4 loads and 4 stores at this ragged length)."""
     r = _inspect("--d", str(head_dim), *extra)
-    assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
+    spills = 8 if "GLUON_ALIBI_SPLIT=1" in extra and head_dim == 128 else 0
+    assert r["ldl"] <= spills and r["stl"] <= spills, r
+    assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
 
 
 @pytest.mark.parametrize("head_dim,block_n,stages", [(128, 128, 3), (64, 128, 4), (128, 64, 4), (64, 64, 4)])
