@@ -79,7 +79,7 @@ def main() -> None:
             configs.ONE_LOOP = True
             if args.switch:
                 setattr(configs, args.switch, switch_default)
-            del q, k, v, do, o, lse, ref
+            q = k = v = do = o = lse = ref = None  # free before the next shape
             torch.cuda.empty_cache()
     write_csv(args.out, rows)
 

@@ -71,7 +71,7 @@ def main() -> None:
                                      cudnn_tflops=fl / t_cudnn * 1e-9, vs_cudnn=t_cudnn / t, max_diff=diff))
                     print(rows[-1], flush=True)
             setattr(configs, args.switch, default)
-            del q, k, v, ref
+            q = k = v = ref = None  # free before the next shape
             torch.cuda.empty_cache()
     write_csv(args.out, rows)
 

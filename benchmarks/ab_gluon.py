@@ -91,7 +91,7 @@ def main() -> None:
                                  vs_cudnn=fl / t * 1e-9 / anchors["cudnn"], max_diff=diff))
                 print(rows[-1], flush=True)
             configs.FWD_GLUON = None
-            del q, k, v, ref
+            q = k = v = ref = None  # free before the next shape
             torch.cuda.empty_cache()
     write_csv(args.out, rows)
 

@@ -125,7 +125,7 @@ def main() -> None:
             if best_dq is None or tf > best_dq[1]:
                 best_dq = (cfg, tf)
         print(f"BEST d={d} causal={causal}: fwd {best_fwd} dkdv {best_dkdv} dq {best_dq}", flush=True)
-        del q, k, v, do, qt, kt, vt
+        q = k = v = do = qt = kt = vt = None  # free before the next shape
         torch.cuda.empty_cache()
     write_csv(args.out, rows)
 

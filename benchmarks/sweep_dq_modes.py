@@ -68,7 +68,7 @@ def main() -> None:
             diff = max(float((a.float() - r.float()).abs().max() / r.float().abs().max()) for a, r in zip(got[:3], ref[:3]))
             rows.append(dict(base, mode=mode, cfg=str(cfg), bwd_tflops=fl / t * 1e-9, dq_diff=diff))
             print(rows[-1], flush=True)
-        del q, k, v, do, o, lse, ref, qt, kt, vt
+        q = k = v = do = o = lse = ref = qt = kt = vt = None  # free before the next shape
         torch.cuda.empty_cache()
     write_csv(args.out, rows)
 

@@ -1,8 +1,6 @@
 """GPU-only reliability: grids above 65535 rows of programs, tensors over 2^31 elements, memory bounds and leaks,
 concurrent streams."""
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F

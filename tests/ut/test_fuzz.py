@@ -6,7 +6,6 @@ The kernels run under Triton's interpreter and the PyTorch path on CPU tensors (
 
 import zlib
 
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
