@@ -65,7 +65,8 @@ def main() -> None:
             except Exception as e:  # noqa: BLE001 - a config that does not compile is a result too
                 print(mode, cfg, "failed:", str(e).splitlines()[0][:200] if str(e) else repr(e), flush=True)
                 continue
-            diff = max(float((a.float() - r.float()).abs().max() / r.float().abs().max()) for a, r in zip(got[:3], ref[:3]))
+            diff = max(float((a.float() - r.float()).abs().max() / r.float().abs().max())
+                       for a, r in zip(got[:3], ref[:3]))
             rows.append(dict(base, mode=mode, cfg=str(cfg), bwd_tflops=fl / t * 1e-9, dq_diff=diff))
             print(rows[-1], flush=True)
         q = k = v = do = o = lse = ref = qt = kt = vt = None  # free before the next shape

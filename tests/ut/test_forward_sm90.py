@@ -151,8 +151,8 @@ def test_persistent_form_compiles_for_sm90(head_dim, regs):
 
 @pytest.mark.parametrize("head_dim", [64, 128])
 def test_dynamic_schedule_compiles_for_sm90(head_dim):
-    """The persistent form's dynamic schedule (the default at head_dim 64): one atomic per tile in the producer, the index
-    handed over through shared memory; no spills without a mask."""
+    """The persistent form's dynamic schedule (the default at head_dim 64): one atomic per tile in the producer,
+    the index handed over through shared memory; no spills without a mask."""
     r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1", "--set",
                  "GLUON_DYNAMIC_SCHEDULE=1")
     assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT, r
