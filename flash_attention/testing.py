@@ -360,6 +360,21 @@ def check_varlen(
     return errors
 
 
+# Token windows (one-sided, two-sided, with and without causal) and ALiBi (per head, per batch), alone and combined,
+# at ragged lengths, both diagonals and GQA: the cases the Gluon kernels' WINDOW/ALIBI paths are checked on.
+BAND_CASES = [AttnCase(2, 1000, 1000, 8, 2, 128, causal=True, window_size=(64, 0)),
+              AttnCase(2, 1000, 1500, 8, 8, 128, window_size=(100, 37)),
+              AttnCase(1, 2049, 2049, 4, 4, 64, window_size=(300, -1)),
+              AttnCase(2, 700, 300, 4, 4, 128, window_size=(-1, 50)),
+              AttnCase(2, 300, 700, 4, 2, 64, causal=True, window_size=(129, 0)),
+              AttnCase(1, 4096, 4096, 4, 4, 128, causal=True, window_size=(1000, 0)),
+              AttnCase(2, 1000, 1000, 8, 2, 128, alibi="heads"),
+              AttnCase(2, 1000, 1300, 8, 8, 128, causal=True, alibi="batch"),
+              AttnCase(2, 1500, 1000, 8, 8, 64, causal=True, alibi="heads"),
+              AttnCase(2, 1000, 1000, 8, 8, 128, causal=True, window_size=(200, 0), alibi="heads"),
+              AttnCase(1, 63, 200, 2, 2, 128, window_size=(10, 10), alibi="batch")]
+
+
 def cases_product(seqlens: Sequence[Tuple[int, int]], causals=(False, True), heads=((4, 2),), head_dims=(64,),
                   batch: int = 2, windows=((-1, -1),), **features):
     """All combinations as a list of ``AttnCase`` (for ``pytest.mark.parametrize``)."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flash_attention.ops import backward_sm90, configs, launch
-from flash_attention.testing import AttnCase, cases_product, check_case
+from flash_attention.testing import BAND_CASES, AttnCase, cases_product, check_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
@@ -44,18 +44,6 @@ def test_gluon_dkdv(case, dtype, gluon_dkdv_calls):
 def test_gluon_dkdv_gqa_strided(causal, layout, dtype, gluon_dkdv_calls):
     check_case(AttnCase(2, 1500, 1700, 16, 4, 128, causal), dtype, "cuda", layout=layout)
     assert gluon_dkdv_calls.call_count == 1
-
-
-BAND_CASES = [AttnCase(2, 1000, 1000, 8, 2, 128, causal=True, window_size=(64, 0)),
-              AttnCase(2, 1000, 1500, 8, 8, 128, window_size=(100, 37)),
-              AttnCase(1, 2049, 2049, 4, 4, 64, window_size=(300, -1)),
-              AttnCase(2, 700, 300, 4, 4, 128, window_size=(-1, 50)),
-              AttnCase(1, 4096, 4096, 4, 4, 64, causal=True, window_size=(1000, 0)),
-              AttnCase(2, 1000, 1000, 8, 2, 128, alibi="heads"),
-              AttnCase(2, 1000, 1300, 8, 8, 128, causal=True, alibi="batch"),
-              AttnCase(2, 1500, 1000, 8, 8, 64, causal=True, alibi="heads"),
-              AttnCase(2, 1000, 1000, 8, 8, 128, causal=True, window_size=(200, 0), alibi="heads"),
-              AttnCase(1, 63, 200, 2, 2, 64, window_size=(10, 10), alibi="batch")]
 
 
 @pytest.mark.parametrize("case", BAND_CASES, ids=str)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from flash_attention.ops import configs, forward_sm90
-from flash_attention.testing import AttnCase, cases_product, check_case
+from flash_attention.testing import BAND_CASES, AttnCase, cases_product, check_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
@@ -62,19 +62,6 @@ def test_gluon_declines_other_features(gluon_calls):
                  AttnCase(2, 300, 300, 4, 4, 128, bias="broadcast")):
         check_case(case, torch.bfloat16, "cuda", backward=False)
     assert gluon_calls.call_count == 0
-
-
-BAND_CASES = [AttnCase(2, 1000, 1000, 8, 2, 128, causal=True, window_size=(64, 0)),
-              AttnCase(2, 1000, 1500, 8, 8, 128, window_size=(100, 37)),
-              AttnCase(1, 2049, 2049, 4, 4, 64, window_size=(300, -1)),
-              AttnCase(2, 700, 300, 4, 4, 128, window_size=(-1, 50)),
-              AttnCase(2, 300, 700, 4, 2, 64, causal=True, window_size=(129, 0)),
-              AttnCase(1, 4096, 4096, 4, 4, 128, causal=True, window_size=(1000, 0)),
-              AttnCase(2, 1000, 1000, 8, 2, 128, alibi="heads"),
-              AttnCase(2, 1000, 1300, 8, 8, 128, causal=True, alibi="batch"),
-              AttnCase(2, 1500, 1000, 8, 8, 64, causal=True, alibi="heads"),
-              AttnCase(2, 1000, 1000, 8, 8, 128, causal=True, window_size=(200, 0), alibi="heads"),
-              AttnCase(1, 63, 200, 2, 2, 128, window_size=(10, 10), alibi="batch")]
 
 
 @pytest.mark.parametrize("case,dtype", [(c, torch.bfloat16) for c in BAND_CASES]
