@@ -40,9 +40,10 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import (LOG2E, alibi_args, banded, bhsd_descriptors, covers, covers_forward, is_sm90, mma_layout,
-                           ring_stages, smem_layout, window_sides)
+from .forward_sm90 import (LOG2E, alibi_slope2, banded, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages,
+                           smem_layout, window_sides)
 from .launch import Plan, launch
+from .scores import alibi_args
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
@@ -212,9 +213,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
     for g in range(0, group):
         off_h = off_hk * group + g
         row_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
-        slope2 = 0.0
-        if ALIBI:
-            slope2 = gl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(gl.float32) * 1.4426950408889634
+        slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
         mask_end = lo
         if CAUSAL or WINDOW:
             # The first tiles (those starting before full_lo) need the mask; they get their own loop so the mask's
@@ -343,9 +342,7 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
 def covers_backward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
     """What the kernel computes: plain and causal attention (``covers``, shared with the forward), and, with
     ``configs.GLUON_BWD_BANDS``, token windows and ALiBi (``WINDOW``, ``ALIBI``)."""
-    if banded(f) and configs.GLUON_BWD_BANDS:
-        return covers_forward(dtype, head_dim, f)
-    return covers(dtype, head_dim, f)
+    return covers(dtype, head_dim, f, configs.GLUON_BWD_BANDS)
 
 
 def dq_cols(head_dim: int) -> int:

@@ -28,7 +28,8 @@ import triton.language as tl
 
 from ..features import Features
 from .configs import dot_precision, interpreting
-from .forward import LOG2E, window_bounds
+from .forward import LOG2E
+from .masks import window_bounds
 from .masks import band_lower, band_upper, visible
 from .scores import score_log2
 

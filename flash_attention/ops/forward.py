@@ -20,8 +20,8 @@ from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dot_precision, forw
                       next_power_of_2)
 from .descriptors import tile_descriptors
 from .layout import Layout, layout
-from .masks import key_range, sequence_bounds, visible
-from .scores import dropout_keep, dropout_row_stride, dropout_threshold, score_log2, user_mask
+from .masks import key_range, sequence_bounds, visible, window_bounds
+from .scores import alibi_args, dropout_keep, dropout_row_stride, dropout_threshold, score_log2, user_mask
 
 LOG2E = 1.4426950408889634
 
@@ -228,22 +228,6 @@ def _attn_fwd_kernel(
         tl.store(lse_ptrs, lse, mask=offs_m < seqlen_q)
 
 
-def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int],
-                  window_block: int = 1, diag: int = 0) -> Tuple[bool, int, int, int]:
-    """``(local, left, right, WIN_BLOCK)`` for the kernels (see ops/masks.py); unbounded sides become a span no
-    index difference reaches. Causal folds into ``right = 0`` for token windows; on block windows it stays
-    token-level, signalled by a negative ``WIN_BLOCK``."""
-    left, right = int(window_size[0]), int(window_size[1])
-    win_block = window_block
-    if causal and window_block == 1:
-        right = 0
-    elif causal:
-        win_block = -window_block
-    local = left >= 0 or right >= 0 or causal
-    unbounded = (seqlen_q + seqlen_k + abs(diag)) // window_block + 2
-    return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded), win_block
-
-
 def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features, lay: Optional[Layout] = None) -> dict:
     """Kernel arguments shared by every kernel: the band, score modifications, masks, dropout and their strides.
 
@@ -264,10 +248,7 @@ def feature_args(q: torch.Tensor, k: torch.Tensor, f: Features, lay: Optional[La
 
     bias, bias_strides = strides4(f.attn_bias)
     mask, mask_strides = strides4(f.attn_mask.view(torch.uint8) if f.attn_mask is not None else None)
-    slopes, slope_strides = q, (0, 0)
-    if f.alibi_slopes is not None:
-        slopes = f.alibi_slopes
-        slope_strides = (slopes.stride(0), slopes.stride(1)) if slopes.dim() == 2 else (0, slopes.stride(0))
+    slopes, slope_strides = alibi_args(f, q)
     softcap = float(f.softcap)
     return dict(
         lay=lay, local=local, diag=diag, band=(left, right),

@@ -54,6 +54,8 @@ from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
 from .launch import PlanCache, launch
+from .masks import window_bounds
+from .scores import alibi_args
 
 LOG2E = 1.4426950408889634
 
@@ -104,6 +106,21 @@ def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_
 
 
 @gluon.jit
+def alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI: gl.constexpr):
+    """ALiBi's slope of query head ``off_h`` of batch entry ``off_b`` in log2 units (0.0 without ALiBi)."""
+    slope2 = 0.0
+    if ALIBI:
+        slope2 = gl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(gl.float32) * 1.4426950408889634
+    return slope2
+
+
+@gluon.jit
+def _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale):
+    """``qk * qk_scale - slope2 * |m + diag - n|`` per score (``offs_a`` the tile's keys)."""
+    return qk * qk_scale - slope2 * gl.abs((offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32))
+
+
+@gluon.jit
 def _alibi_scores(qk, start, offs_m, diag, slope2, qk_scale, SPLIT: gl.constexpr):
     """ALiBi's scores in log2 units, ``qk * qk_scale - slope2 * |m + diag - n|``, as ``(t, shift)`` with the score
     ``t - shift[:, None]``. With ``SPLIT``, a tile wholly on one side of the diagonal splits the distance into a key
@@ -123,9 +140,9 @@ def _alibi_scores(qk, start, offs_m, diag, slope2, qk_scale, SPLIT: gl.constexpr
             t = qk * qk_scale + (sgn_slope * (offs_a - start).to(gl.float32))[None, :]
             shift = sgn_slope * (offs_m + diag - start).to(gl.float32)
         else:
-            t = qk * qk_scale - slope2 * gl.abs((offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32))
+            t = _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale)
     else:
-        t = qk * qk_scale - slope2 * gl.abs((offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32))
+        t = _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale)
     return t, shift
 
 
@@ -347,9 +364,7 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Sl
     m0 = pid_m * BLOCK_M
 
     lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK_M, BLOCK_N, CAUSAL, WINDOW)
-    slope2 = 0.0
-    if ALIBI:
-        slope2 = gl.load(Slopes + off_b * stride_sb + off_h * stride_sh).to(gl.float32) * 1.4426950408889634
+    slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
 
     q_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, 1, 1, ROWS, HEAD_DIM], q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_N, HEAD_DIM], k_desc.layout)
@@ -518,11 +533,12 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
 
 
 @gluon.jit
-def _consumer_persistent(Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem,
-                         q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles,
-                         num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, CID: gl.constexpr, NC: gl.constexpr,
-                         BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                         DYNAMIC: gl.constexpr):
+def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                         STAGES: gl.constexpr, CAUSAL: gl.constexpr, DYNAMIC: gl.constexpr):
+    # ``common``: the arguments every consumer shares, one tuple so the partition list names them once.
+    (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
+     v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag,
+     qk_scale) = common
     q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
     i = gl.to_tensor(0)
     n = 0
@@ -573,39 +589,27 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
         mbarrier.init(v_ready.index(st), count=1)
         mbarrier.init(kv_empty.index(st), count=NC)
 
-    # The argument lists are written out per call: Gluon takes the partitions' functions only inside the list.
+    # Gluon takes the partitions' functions only inside the list, so the list is written out per consumer count.
+    common = (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty,
+              k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
+              seqlen_k, diag, qk_scale)
     if NC == 3:
         # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
         gl.warp_specialize([
             (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
                                     kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
                                     group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
-                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 0, NC,
-                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
-                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 1, NC,
-                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
-                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 2, NC,
-                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+            (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+            (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+            (_consumer_persistent, (common, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
         ], [4, 4, 4], [160, 160, 160])
     else:
         gl.warp_specialize([
             (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
                                     kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
                                     group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
-                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 0, NC,
-                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem,
-                                    v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready,
-                                    tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, 1, NC,
-                                    BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+            (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+            (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
         ], [4, 4], [240, 240])
 
 
@@ -615,11 +619,13 @@ def is_sm90(index: int) -> bool:
     return torch.cuda.get_device_capability(index)[0] == 9
 
 
-def covers(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
-    """Whether the kernel computes this attention at all (see the module docstring)."""
+def covers(dtype: torch.dtype, head_dim: int, f: Features, bands: bool = False) -> bool:
+    """Whether a Gluon kernel computes this attention: fp16/bf16, head_dim 64/128, fixed lengths, none of softcap,
+    bias, mask, dropout or block-granular windows; token windows and ALiBi only with ``bands`` (the kernel's
+    ``WINDOW``/``ALIBI`` paths switched on). See the module docstring."""
     return (dtype in (torch.float16, torch.bfloat16) and head_dim in (64, 128) and not f.varlen and f.softcap == 0
-            and f.alibi_slopes is None and f.attn_bias is None and f.attn_mask is None and f.dropout_p == 0
-            and tuple(f.window_size) == (-1, -1) and f.window_block == 1)
+            and f.attn_bias is None and f.attn_mask is None and f.dropout_p == 0 and f.window_block == 1
+            and (bands or not banded(f)))
 
 
 def banded(f: Features) -> bool:
@@ -628,33 +634,19 @@ def banded(f: Features) -> bool:
 
 
 def window_sides(f: Features, seqlen_q: int, seqlen_k: int, diag: int) -> Tuple[int, int]:
-    """``(win_left, win_right)`` of a token window for the kernels' ``WINDOW`` (0, 0 without one): causal folds
-    into the right side; an unbounded side becomes a span no index difference reaches (as ops/forward.py's
-    ``window_bounds``)."""
+    """``(win_left, win_right)`` of a token window for the kernels' ``WINDOW`` (0, 0 without one), as the tl kernels
+    get them from ``window_bounds`` (causal folded into the right side, unbounded sides a span no index difference
+    reaches)."""
     if tuple(f.window_size) == (-1, -1):
         return 0, 0
-    unbounded = seqlen_q + seqlen_k + abs(diag) + 2
-    left = f.window_size[0] if f.window_size[0] >= 0 else unbounded
-    right = 0 if f.causal else (f.window_size[1] if f.window_size[1] >= 0 else unbounded)
+    _, left, right, _ = window_bounds(seqlen_q, seqlen_k, f.causal, f.window_size, 1, diag)
     return left, right
-
-
-def alibi_args(f: Features, stand_in: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """The ALiBi slopes and their (batch, head) strides for the kernels' ``ALIBI``; without slopes ``stand_in``
-    (a tensor of the call, never read) and zero strides."""
-    if f.alibi_slopes is None:
-        return stand_in, (0, 0)
-    slopes = f.alibi_slopes
-    return slopes, (tuple(slopes.stride()) if slopes.dim() == 2 else (0, slopes.stride(0)))
 
 
 def covers_forward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
     """Whether the forward kernel computes this attention: what ``covers`` takes (which the Gluon backward shares),
     and token windows and ALiBi in the one-tile form (``configs.GLUON_FWD_BANDS``)."""
-    if not banded(f) or not configs.GLUON_FWD_BANDS:
-        return covers(dtype, head_dim, f)
-    return (dtype in (torch.float16, torch.bfloat16) and head_dim in (64, 128) and not f.varlen and f.softcap == 0
-            and f.attn_bias is None and f.attn_mask is None and f.dropout_p == 0 and f.window_block == 1)
+    return covers(dtype, head_dim, f, configs.GLUON_FWD_BANDS)
 
 
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, f: Features) -> bool:

@@ -17,6 +17,8 @@ helpers below return those run boundaries; a tile outside ``[lo, hi)`` is never 
 causal or windowed attention grows with the visible area, not with seqlen^2.
 """
 
+from typing import Tuple
+
 import triton
 import triton.language as tl
 
@@ -153,3 +155,19 @@ def query_range(n_start, seqlen_q, diag, win_left, win_right,
         full_hi = seqlen_q
         hi = seqlen_q
     return lo, full_lo, full_hi, hi
+
+
+def window_bounds(seqlen_q: int, seqlen_k: int, causal: bool, window_size: Tuple[int, int],
+                  window_block: int = 1, diag: int = 0) -> Tuple[bool, int, int, int]:
+    """``(local, left, right, WIN_BLOCK)`` for the kernels (see ops/masks.py); unbounded sides become a span no
+    index difference reaches. Causal folds into ``right = 0`` for token windows; on block windows it stays
+    token-level, signalled by a negative ``WIN_BLOCK``."""
+    left, right = int(window_size[0]), int(window_size[1])
+    win_block = window_block
+    if causal and window_block == 1:
+        right = 0
+    elif causal:
+        win_block = -window_block
+    local = left >= 0 or right >= 0 or causal
+    unbounded = (seqlen_q + seqlen_k + abs(diag)) // window_block + 2
+    return local, (left if left >= 0 else unbounded), (right if right >= 0 else unbounded), win_block

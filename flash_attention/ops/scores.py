@@ -7,11 +7,13 @@ indices ``rows`` and key indices ``cols`` as broadcastable 2-D tensors, so the s
 dQ tiles (queries x keys) and the transposed dK/dV tiles (keys x queries).
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
+
+from ..features import Features
 
 LOG2E = 1.4426950408889634
 
@@ -124,3 +126,12 @@ def dropout_mask(batch: int, nheads: int, seqlen_q: int, seqlen_k: int, seed: in
             keep, nheads, seqlen_q, seqlen_k, seed, offset, head_stride, row_stride, dropout_threshold(dropout_p),
             BLOCK_M=16, BLOCK_N=64)
     return keep.bool()
+
+
+def alibi_args(f: Features, stand_in: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """The ALiBi slopes and their (batch, head) strides for the kernels' ``ALIBI`` (tl and Gluon); without slopes
+    ``stand_in`` (a tensor of the call, never read) and zero strides."""
+    if f.alibi_slopes is None:
+        return stand_in, (0, 0)
+    slopes = f.alibi_slopes
+    return slopes, (tuple(slopes.stride()) if slopes.dim() == 2 else (0, slopes.stride(0)))
