@@ -1,5 +1,6 @@
 """A/B of forward variants in one process on the GPU, 16K tokens, hidden 2048: a switch of ops/configs.py
-(``--switch FWD_TMA``: TMA descriptor loads; ``ONE_LOOP``) off and on, for given tile configs and dtypes, beside
+(``--switch FWD_TMA``: TMA descriptor loads; ``ONE_LOOP``; ``GLUON_ALIBI_SPLIT`` with ``--tiles default``) off and
+on, twice in alternating order, for given tile configs and dtypes, beside
 SDPA's cuDNN forward timed in the same process.
 
     PYTHONPATH=. python benchmarks/ab_forward.py --out ab-fwd.csv --tiles "128=128x64x8x3+128x128x8x3"
@@ -8,7 +9,7 @@ SDPA's cuDNN forward timed in the same process.
 from __future__ import annotations
 
 import argparse
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from triton.testing import do_bench
@@ -22,9 +23,12 @@ from sweep_helpers import parse_shapes, sdpa_anchor_ms, write_csv
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def parse_tiles(text: str) -> Dict[int, List[KernelConfig]]:
-    """``"128=128x64x8x3+128x128x8x3;64=128x64x4x3"`` -> {head_dim: [KernelConfig, ...]}."""
-    out: Dict[int, List[KernelConfig]] = {}
+def parse_tiles(text: str) -> Dict[int, List[Optional[KernelConfig]]]:
+    """``"128=128x64x8x3+128x128x8x3;64=128x64x4x3"`` -> {head_dim: [KernelConfig, ...]}; ``"default"`` -> the
+    kernel and tiles that the library's policy picks (config None), for switches of the Gluon forward."""
+    if text == "default":
+        return {64: [None], 128: [None], 256: [None]}
+    out: Dict[int, List[Optional[KernelConfig]]] = {}
     for part in text.split(";"):
         d, cfgs = part.split("=")
         out[int(d)] = [KernelConfig(*(int(x) for x in c.split("x"))) for c in cfgs.split("+")]
@@ -39,6 +43,7 @@ def main() -> None:
                                        "64=128x64x4x3+128x64x8x3+128x128x8x3+64x64x4x3")
     ap.add_argument("--dtypes", default="bf16")
     ap.add_argument("--switch", default="FWD_TMA", help="a boolean of flash_attention.ops.configs to toggle")
+    # shapes: head_dim:causal:seqlen[:window[:alibi]], e.g. 128:1:8192:-1:1 for causal ALiBi at 8K
     args = ap.parse_args()
     tiles = parse_tiles(args.tiles)
     default = getattr(configs, args.switch)  # FWD_TMA's default None picks per shape
@@ -55,7 +60,8 @@ def main() -> None:
             bench = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")  # noqa: E731
             t_cudnn = sdpa_anchor_ms(qt, kt, vt, None, causal, torch.nn.attention.SDPBackend.CUDNN_ATTENTION, bench,
                                      with_backward=False)[0] if window[0] < 0 else float("nan")
-            for on in (False, True):
+            # both settings twice, the second time in reverse order, so a drift in clocks shows as a spread
+            for rep, on in enumerate((False, True, True, False)):
                 setattr(configs, args.switch, on)
                 for cfg in tiles[d]:
                     fn = lambda: attention_forward(q, k, v, f, config=cfg)  # noqa: E731
@@ -67,7 +73,8 @@ def main() -> None:
                               flush=True)
                         continue
                     rows.append(dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0],
-                                     **{args.switch: on}, cfg=str(cfg), ms=t, fwd_tflops=fl / t * 1e-9,
+                                     alibi=int(sh.alibi), **{args.switch: on}, rep=rep // 2, cfg=str(cfg), ms=t,
+                                     fwd_tflops=fl / t * 1e-9,
                                      cudnn_tflops=fl / t_cudnn * 1e-9, vs_cudnn=t_cudnn / t, max_diff=diff))
                     print(rows[-1], flush=True)
             setattr(configs, args.switch, default)

@@ -1,5 +1,5 @@
 """Helpers shared by the sweep, A/B and diagnosis scripts in benchmarks/: shape specs
-(``head_dim:causal:seqlen[:window]`` at 16K tokens and hidden 2048, as in the benchmark grid), SDPA anchor
+(``head_dim:causal:seqlen[:window[:alibi]]`` at 16K tokens and hidden 2048, as in the benchmark grid), SDPA anchor
 timings in the same process, and the CSV writer."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class AbShape:
     causal: bool
     seqlen: int
     window: Tuple[int, int]
+    alibi: bool = False
 
     @property
     def batch(self) -> int:
@@ -29,7 +30,11 @@ class AbShape:
         return 2048 // self.head_dim
 
     def features(self) -> Features:
-        return Features(self.head_dim ** -0.5, self.causal, window_size=self.window)
+        slopes = None
+        if self.alibi:  # the usual geometric slopes, float32 as flash_attn takes them
+            slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / self.nheads) for h in range(self.nheads)],
+                                  device="cuda", dtype=torch.float32)
+        return Features(self.head_dim ** -0.5, self.causal, window_size=self.window, alibi_slopes=slopes)
 
     def fwd_flops(self) -> float:
         """Forward flops of the visible pairs: causal halves them, a window keeps ~window + 1 keys per query."""
@@ -51,8 +56,8 @@ def parse_shapes(text: str) -> List[AbShape]:
     out = []
     for spec in text.split(","):
         parts = [int(x) for x in spec.split(":")]
-        window = (parts[3], 0) if len(parts) > 3 else (-1, -1)
-        out.append(AbShape(parts[0], bool(parts[1]), parts[2], window))
+        window = (parts[3], 0) if len(parts) > 3 and parts[3] >= 0 else (-1, -1)
+        out.append(AbShape(parts[0], bool(parts[1]), parts[2], window, len(parts) > 4 and bool(parts[4])))
     return out
 
 

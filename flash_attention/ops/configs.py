@@ -154,9 +154,12 @@ GLUON_BWD_MIN_SEQLEN = 1024
 GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_SEQLEN = 2048
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
-# Token windows and ALiBi in the Gluon backward (True), or left to the tl kernels (False): written and compiled, not
-# yet run on a GPU (benchmarks/NOTES.md entry 38), so off.
-GLUON_BWD_BANDS = False
+# Token windows and ALiBi in the Gluon backward (True), or left to the tl kernels (False). H200, bf16, same process,
+# ``attention_backward`` on / off, two runs each (results/sweeps/h200-2026-12-02-bwd-bands-ab-bf16.csv, TFLOPS of
+# the visible pairs): 2K window at 8K keys, head_dim 128 433-434 / 403-417, causal 430-437 / 371-404; head_dim 64
+# causal 395-396 / 337; 4K window at 16K keys causal 475-476 / 410-446. GPU tests: 22 passed
+# (tests/st/logs/h200-2026-12-02-bwd-bands-tests.log).
+GLUON_BWD_BANDS = True
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:

@@ -92,14 +92,14 @@ def test_compiles_for_ragged_lengths(causal):
 
 
 def test_windows_and_alibi_policy():
-    """Windows and ALiBi in the Gluon backward: off until measured (``configs.GLUON_BWD_BANDS``); when on, dQ from
-    the split kernel at head_dim 128, where the fused kernel spills."""
+    """Windows and ALiBi in the Gluon backward (``configs.GLUON_BWD_BANDS``, on since measured): dQ from the split
+    kernel at head_dim 128, where the fused kernel spills; switched off, the tl kernels take them."""
     slopes = torch.rand(4)
     f = Features(0.1, True, window_size=(64, 0), alibi_slopes=slopes)
-    assert not backward_sm90.covers_backward(torch.bfloat16, 128, f)
-    with mock.patch.object(configs, "GLUON_BWD_BANDS", True):
-        assert backward_sm90.covers_backward(torch.bfloat16, 128, f)
-        assert not backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, alibi_slopes=slopes, softcap=2.0))
+    assert backward_sm90.covers_backward(torch.bfloat16, 128, f)
+    assert not backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, alibi_slopes=slopes, softcap=2.0))
+    with mock.patch.object(configs, "GLUON_BWD_BANDS", False):
+        assert not backward_sm90.covers_backward(torch.bfloat16, 128, f)
     assert backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, True))
     assert not configs.backward_gluon_dq(128, True, 8192, banded=True) and configs.backward_gluon_dq(128, True, 8192)
     assert configs.backward_gluon_dq(64, True, 8192, banded=True)
