@@ -50,7 +50,7 @@ def main() -> None:
             fl = 2.5 * sh.fwd_flops()
             bench = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")  # noqa: E731
             cudnn_ms = float("nan")
-            if window[0] < 0:
+            if window[0] < 0 and sh.group == 1:
                 qt, kt, vt = (x.transpose(1, 2).detach().requires_grad_() for x in (q, k, v))
                 t_f, t_fb = sdpa_anchor_ms(qt, kt, vt, do.transpose(1, 2), causal,
                                            torch.nn.attention.SDPBackend.CUDNN_ATTENTION, bench)
@@ -69,7 +69,8 @@ def main() -> None:
                         ref = got
                     diff = max(float((a.float() - r.float()).abs().max()) for a, r in zip(got[:3], ref[:3]))
                     t = bench(fn)
-                    row = dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0], variant=name)
+                    row = dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0],
+                               alibi=int(sh.alibi), group=sh.group, variant=name)
                     if args.switch:
                         row[args.switch] = st[0]
                     row.update(rep=rep, ms=t, bwd_tflops=fl / t * 1e-9, cudnn_bwd_tflops=fl / cudnn_ms * 1e-9,

@@ -1,5 +1,5 @@
 """Helpers shared by the sweep, A/B and diagnosis scripts in benchmarks/: shape specs
-(``head_dim:causal:seqlen[:window[:alibi]]`` at 16K tokens and hidden 2048, as in the benchmark grid), SDPA anchor
+(``head_dim:causal:seqlen[:window[:alibi[:group]]]`` at 16K tokens and hidden 2048, as in the benchmark grid), SDPA anchor
 timings in the same process, and the CSV writer."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class AbShape:
     seqlen: int
     window: Tuple[int, int]
     alibi: bool = False
+    group: int = 1  # query heads per key/value head (GQA)
 
     @property
     def batch(self) -> int:
@@ -46,10 +47,11 @@ class AbShape:
         return 4.0 * self.batch * self.nheads * s * s * self.head_dim * frac
 
     def randn(self, n: int, dtype: torch.dtype = torch.bfloat16) -> List[torch.Tensor]:
-        """``n`` tensors of shape (batch, seqlen, nheads, head_dim) on the GPU, seeded."""
+        """``n`` tensors of shape (batch, seqlen, nheads, head_dim) on the GPU, seeded; with GQA the second and
+        third (k, v) have ``nheads // group`` heads."""
         torch.manual_seed(0)
-        return [torch.randn(self.batch, self.seqlen, self.nheads, self.head_dim, device="cuda",
-                            dtype=dtype) for _ in range(n)]
+        return [torch.randn(self.batch, self.seqlen, self.nheads // (self.group if i in (1, 2) else 1),
+                            self.head_dim, device="cuda", dtype=dtype) for i in range(n)]
 
 
 def parse_shapes(text: str) -> List[AbShape]:
@@ -57,7 +59,8 @@ def parse_shapes(text: str) -> List[AbShape]:
     for spec in text.split(","):
         parts = [int(x) for x in spec.split(":")]
         window = (parts[3], 0) if len(parts) > 3 and parts[3] >= 0 else (-1, -1)
-        out.append(AbShape(parts[0], bool(parts[1]), parts[2], window, len(parts) > 4 and bool(parts[4])))
+        out.append(AbShape(parts[0], bool(parts[1]), parts[2], window, len(parts) > 4 and bool(parts[4]),
+                           parts[5] if len(parts) > 5 else 1))
     return out
 
 

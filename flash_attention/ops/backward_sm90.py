@@ -258,11 +258,21 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
 def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb,
                         stride_lh, Slopes, stride_sb, stride_sh, seqlen_q, group, diag, win_left, win_right, qk_scale,
                         sm_scale, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                        FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
+                        FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+                        LONGEST_FIRST: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
-    off_hk = gl.program_id(1)
-    off_b = gl.program_id(2)
-    n0 = gl.program_id(0) * BLOCK_N
+    if LONGEST_FIRST:
+        # The hardware starts programs in linear grid order, x fastest. Under a causal mask key block 0 sees every
+        # query and the last block the fewest; a GQA program walks its group's heads, so its longest may be a large
+        # share of an SM's whole work. With the key block on z (the launcher's grid), every head's block i starts
+        # before any head's block i + 1: the longest programs first, the last wave short ones only.
+        off_hk = gl.program_id(0)
+        off_b = gl.program_id(1)
+        n0 = gl.program_id(2) * BLOCK_N
+    else:
+        off_hk = gl.program_id(1)
+        off_b = gl.program_id(2)
+        n0 = gl.program_id(0) * BLOCK_N
     lo = 0
     full_lo = 0
     full_hi = seqlen_q
@@ -380,13 +390,17 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
                                    smem_layout(rows_m, cols, torch.float32))
     else:
         dq_desc = descs[4]
-    grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
     diag = f.diagonal(seqlen_q, seqlen_k)
     window = tuple(f.window_size) != (-1, -1)
+    longest_first = configs.backward_longest_first(f.causal and not window, nheads // nheads_k)
+    blocks = cdiv(seqlen_k, BLOCK_N.value)
+    grid = (nheads_k, batch, blocks) if longest_first else (blocks, nheads_k, batch)
     left, right = window_sides(f, seqlen_q, seqlen_k, diag)
     slopes, slope_strides = alibi_args(f, lse2)
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
             diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale)
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal and not window,
-                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, num_warps=4)
+                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None,
+                  LONGEST_FIRST=longest_first,
+                  num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

@@ -810,7 +810,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
             seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E)
     kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal and not window,
                   WINDOW=window, ALIBI=f.alibi_slopes is not None,
-                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.GLUON_ALIBI_SPLIT,
+                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal),
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
                   PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
     _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))
