@@ -142,8 +142,10 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
     if ALIBI:
         # ALiBi's -slope * |m + diag - n| (log2 units), as the forward added it before its lse.
+        # The distance in float32 from per-query and per-key conversions (one I2F per score would issue at the
+        # MUFU's rate, as ops/forward_sm90.py's _alibi_exact says).
         offs_a = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
-        dist = (offs_m[None, :] + diag - offs_a[:, None]).to(gl.float32)
+        dist = (offs_m + diag).to(gl.float32)[None, :] - offs_a.to(gl.float32)[:, None]
         pt = gl.exp2(st * qk_scale - slope2 * gl.abs(dist))
     else:
         pt = gl.exp2(st * qk_scale)
@@ -152,8 +154,10 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # -win_left <= n - m - diag <= win_right (a window, causal folded in).
         offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
         if WINDOW:
-            rel = offs_n[:, None] - offs_m[None, :] - diag
-            pt = gl.where((rel <= win_right) & (rel >= -win_left), pt, 0.0)
+            # Each key against its query's bounds (per-query values): no index difference per score.
+            pos = offs_m + diag
+            ok = (offs_n[:, None] <= (pos + win_right)[None, :]) & (offs_n[:, None] >= (pos - win_left)[None, :])
+            pt = gl.where(ok, pt, 0.0)
         else:
             pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
     dpt = warpgroup_mma_wait(num_outstanding=0, deps=(dpt,))
@@ -258,21 +262,11 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
 def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb,
                         stride_lh, Slopes, stride_sb, stride_sh, seqlen_q, group, diag, win_left, win_right, qk_scale,
                         sm_scale, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                        FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-                        LONGEST_FIRST: gl.constexpr):
+                        FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
-    if LONGEST_FIRST:
-        # The hardware starts programs in linear grid order, x fastest. Under a causal mask key block 0 sees every
-        # query and the last block the fewest; a GQA program walks its group's heads, so its longest may be a large
-        # share of an SM's whole work. With the key block on z (the launcher's grid), every head's block i starts
-        # before any head's block i + 1: the longest programs first, the last wave short ones only.
-        off_hk = gl.program_id(0)
-        off_b = gl.program_id(1)
-        n0 = gl.program_id(2) * BLOCK_N
-    else:
-        off_hk = gl.program_id(1)
-        off_b = gl.program_id(2)
-        n0 = gl.program_id(0) * BLOCK_N
+    off_hk = gl.program_id(1)
+    off_b = gl.program_id(2)
+    n0 = gl.program_id(0) * BLOCK_N
     lo = 0
     full_lo = 0
     full_hi = seqlen_q
@@ -392,15 +386,11 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         dq_desc = descs[4]
     diag = f.diagonal(seqlen_q, seqlen_k)
     window = tuple(f.window_size) != (-1, -1)
-    longest_first = configs.backward_longest_first(f.causal and not window, nheads // nheads_k)
-    blocks = cdiv(seqlen_k, BLOCK_N.value)
-    grid = (nheads_k, batch, blocks) if longest_first else (blocks, nheads_k, batch)
+    grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
     left, right = window_sides(f, seqlen_q, seqlen_k, diag)
     slopes, slope_strides = alibi_args(f, lse2)
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
             diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale)
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal and not window,
-                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None,
-                  LONGEST_FIRST=longest_first,
-                  num_warps=4)
+                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

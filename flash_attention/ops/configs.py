@@ -109,15 +109,16 @@ GLUON_ALIBI_SPLIT: bool | None = None
 
 
 def gluon_alibi_split(head_dim: int, causal: bool) -> bool:
-    """Whether the Gluon forward takes ALiBi's split form. H200, bf16, same process, the policy's kernel with the
-    split form on / off, two runs each (results/sweeps/h200-2026-12-02-alibi-split-ab-bf16.csv, TFLOPS): without a
-    mask head_dim 128 8K 538-544 / 519-530, 2K 487 / 457-463, head_dim 64 8K 374-375 / 344-346; causal head_dim 64
-    8K 343-345 / 335-337; but causal head_dim 128 8K 486 / 486-505, 16K 518-520 / 517-529, 2K 380-384 / 389-400,
-    where the split form's kernel spills (4-8 registers compiled for sm_90) and the exact form's per-score work
-    already overlaps the one-tile loop's MMAs."""
+    """Whether the Gluon forward takes ALiBi's split form. Round cc
+    (results/sweeps/h200-2026-12-02-alibi-split-ab-bf16.csv, TFLOPS split / exact) read without a mask head_dim 128 8K 538-544 / 519-530, head_dim 64 8K 374-375 / 344-346,
+    but causal head_dim 128 8K 486 / 486-505: the split form then found its tile's side through a reduction over
+    the rows (a shared-memory round trip per tile) and kept the exact form for the diagonal tile. Now the side
+    comes from scalars, a causal band takes the split form on every tile (``ONE_SIDED``), and the exact form takes
+    its distance in float32 (no I2F per score); predicted: split ahead everywhere (to be measured: round
+    2026-12-03c)."""
     if GLUON_ALIBI_SPLIT is not None:
         return GLUON_ALIBI_SPLIT
-    return not causal or head_dim <= 64
+    return True
 
 
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
@@ -207,24 +208,6 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     if seqlen_k < GLUON_DQ_MIN_SEQLEN:
         return False
     return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)
-
-
-# The Gluon backward's programs started longest first (every head's key block i before any head's block i + 1,
-# ops/backward_sm90.py) rather than head by head: None = where predicted to pay (backward_longest_first below),
-# True/False force it on/off.
-BWD_LONGEST_FIRST: bool | None = None
-
-
-def backward_longest_first(causal: bool, group: int) -> bool:
-    """Whether the Gluon backward starts its programs key-block-major. Under a causal mask with GQA (``group``
-    query heads per key head) one program's work reaches half an SM's share (8K keys, 4 heads per group: its
-    longest program walks 256 query tiles, the SMs' average 496), and head-by-head order starts the last group's
-    longest programs in the last wave: the GQA causal backward ran 15% behind plain causal
-    (results/h200-2026-12-02-cc-features.csv). Without GQA the longest program is an eighth of that and head-by-head
-    order keeps concurrent programs on one head's Q and dO in L2, so it stays."""
-    if BWD_LONGEST_FIRST is not None:
-        return BWD_LONGEST_FIRST
-    return causal and group > 1
 
 
 # Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors

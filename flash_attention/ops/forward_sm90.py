@@ -32,9 +32,9 @@ with any diagonal; GQA; token windows (either side bounded, causal folded into t
 band's first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``),
 both in the one-tile form only; any sequence lengths (a tile past the end of the keys is zero-filled by the copy
 engine and masked; output rows past the end of the queries are clipped by the TMA store). The Gluon backward
-(ops/backward_sm90.py) shares ``covers``, which leaves windows and ALiBi to the tl backward. Everything else, and
-every non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this kernel is
-tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
+(ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with ``configs.GLUON_BWD_BANDS``). Everything
+else, and every non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this
+kernel is tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
 """
 
 from __future__ import annotations
@@ -117,38 +117,50 @@ def alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI: gl.constexpr
 @gluon.jit
 def _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale):
     """``qk * qk_scale - slope2 * |m + diag - n|`` per score (``offs_a`` the tile's keys)."""
-    return qk * qk_scale - slope2 * gl.abs((offs_m[:, None] + diag - offs_a[None, :]).to(gl.float32))
+    # The distance is taken in float32 (exact below 2^24) from a per-row and a per-key conversion: converting an
+    # integer difference per score costs an I2F each, which issues at the MUFU's rate (16/clk/SM on sm_90), a
+    # second exp2's worth on the softmax's path.
+    pos = (offs_m + diag).to(gl.float32)
+    key = offs_a.to(gl.float32)
+    return qk * qk_scale - slope2 * gl.abs(pos[:, None] - key[None, :])
 
 
 @gluon.jit
-def _alibi_scores(qk, start, offs_m, diag, slope2, qk_scale, SPLIT: gl.constexpr):
+def _alibi_scores(qk, start, offs_m, row0, diag, slope2, qk_scale, SPLIT: gl.constexpr, ONE_SIDED: gl.constexpr):
     """ALiBi's scores in log2 units, ``qk * qk_scale - slope2 * |m + diag - n|``, as ``(t, shift)`` with the score
     ``t - shift[:, None]``. With ``SPLIT``, a tile wholly on one side of the diagonal splits the distance into a key
     term (one FMA per score, in ``t``) and a query term (``shift``, which the softmax takes per row); only tiles
-    that straddle the diagonal compute it per score (an integer difference, a conversion, an abs and an FMA)."""
+    that straddle the diagonal compute it per score (``_alibi_exact``). ``ONE_SIDED`` (a causal mask): every key a
+    row sees is at or before its position, so every tile takes the left side's split, the diagonal one included
+    (the keys past the diagonal, whose split value is wrong, are masked). ``row0``: the first of ``offs_m``."""
     offs_a = start + gl.arange(0, qk.shape[1], layout=gl.SliceLayout(0, qk.type.layout))
     shift = gl.zeros([qk.shape[0]], gl.float32, layout=gl.SliceLayout(1, qk.type.layout))
     if SPLIT:
-        pos_lo = gl.min(offs_m, 0) + diag
-        pos_hi = gl.max(offs_m, 0) + diag
-        left = start + qk.shape[1] - 1 <= pos_lo  # every key at or before every row's position
-        right = start >= pos_hi
-        if left | right:
+        if ONE_SIDED:
             # Both terms are taken relative to the tile's first key, so the scores near a row's maximum stay small
             # numbers (a key term of slope * 64000 would leave float32 a 2^-8 step there).
-            sgn_slope = slope2 * (1.0 - 2.0 * right.to(gl.float32))
-            t = qk * qk_scale + (sgn_slope * (offs_a - start).to(gl.float32))[None, :]
-            shift = sgn_slope * (offs_m + diag - start).to(gl.float32)
+            t = qk * qk_scale + (slope2 * (offs_a - start).to(gl.float32))[None, :]
+            shift = slope2 * (offs_m + diag - start).to(gl.float32)
         else:
-            t = _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale)
+            # The tile's side from its first and last rows, scalars (a reduction over offs_m cost the warp group
+            # a shared-memory round trip and a barrier per tile).
+            left = start + qk.shape[1] - 1 <= row0 + diag  # every key at or before every row's position
+            right = start >= row0 + qk.shape[0] - 1 + diag
+            if left | right:
+                sgn_slope = slope2 * (1.0 - 2.0 * right.to(gl.float32))
+                t = qk * qk_scale + (sgn_slope * (offs_a - start).to(gl.float32))[None, :]
+                shift = sgn_slope * (offs_m + diag - start).to(gl.float32)
+            else:
+                t = _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale)
     else:
         t = _alibi_exact(qk, offs_a, offs_m, diag, slope2, qk_scale)
     return t, shift
 
 
 @gluon.jit
-def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left, win_right, slope2, qk_scale,
-             CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr = False):
+def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, row0, seqlen_k, diag, win_left, win_right, slope2,
+             qk_scale, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+             ALIBI_SPLIT: gl.constexpr = False):
     """Online-softmax step for one score tile: ``(p, alpha, m_new, l_new)``. Scores stay unscaled; the scale and
     log2(e) fold into the exp2 argument. ``WINDOW``: the band ``diag - win_left <= n - m <= diag + win_right``
     (causal folded into ``win_right = 0``), whose tiles below ``full_lo`` need the mask too. ``ALIBI``: the scores
@@ -156,7 +168,7 @@ def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_
     (``_alibi_scores``; ``ALIBI_SPLIT`` its cheaper form off the diagonal)."""
     sc = qk_scale
     if ALIBI:
-        qk, shift = _alibi_scores(qk, start, offs_m, diag, slope2, qk_scale, ALIBI_SPLIT)
+        qk, shift = _alibi_scores(qk, start, offs_m, row0, diag, slope2, qk_scale, ALIBI_SPLIT, CAUSAL)
         sc = 1.0
     masked = start >= full_hi
     if WINDOW:
@@ -169,8 +181,9 @@ def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_
         if CAUSAL:
             ok = ok & (offs_n[None, :] <= offs_m[:, None] + diag)
         if WINDOW:
-            rel = offs_n[None, :] - offs_m[:, None] - diag
-            ok = ok & (rel <= win_right) & (rel >= -win_left)
+            # Each key against its row's bounds (per-row values): no index difference per score.
+            pos = offs_m + diag
+            ok = ok & (offs_n[None, :] <= (pos + win_right)[:, None]) & (offs_n[None, :] >= (pos - win_left)[:, None])
         qk = gl.where(ok, qk, float("-inf"))
         row_max = gl.max(qk, 1) * sc
         if ALIBI_SPLIT:
@@ -193,7 +206,7 @@ def _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_
 
 @gluon.jit
 def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo, full_lo, full_hi, hi, offs_m,
-            seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i, l_i, acc, CID: gl.constexpr,
+            row0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i, l_i, acc, CID: gl.constexpr,
             BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
             WINDOW: gl.constexpr, ALIBI: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr,
             ALIBI_SPLIT: gl.constexpr = False):
@@ -213,7 +226,7 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
         mbarrier.wait(k_ready.index(i % STAGES), (i // STAGES) & 1)
         qk = warpgroup_mma(q, k_smem.index(i % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
                            use_acc=False)
-        p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
+        p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_lo, full_hi, offs_m, row0, seqlen_k, diag, win_left,
                                       win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
         pa = gl.convert_layout(p.to(dtype), p_layout)
         if PINGPONG:
@@ -235,8 +248,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - CID), count=1)
             qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
-            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
-                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, row0, seqlen_k, diag,
+                                          win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
             acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
             mbarrier.arrive(kv_empty.index(prev), count=1)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
@@ -290,7 +303,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
     mbarrier.wait(q_bar, 0)
     if OVERLAP:
         acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_bar, gl.to_tensor(0), lo,
-                                   full_lo, full_hi, hi, offs_m, seqlen_k, diag, win_left, win_right, slope2,
+                                   full_lo, full_hi, hi, offs_m, r0, seqlen_k, diag, win_left, win_right, slope2,
                                    qk_scale, m_i, l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
                                    PINGPONG, False, ALIBI_SPLIT)
     else:
@@ -302,8 +315,8 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
             qk = warpgroup_mma(q, k_smem.index(s).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), zero_s,
                                use_acc=False, is_async=True)
             qk = warpgroup_mma_wait(num_outstanding=0, deps=(qk,))
-            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, seqlen_k, diag, win_left,
-                                          win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+            p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, r0, seqlen_k, diag,
+                                          win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
             pa = gl.convert_layout(p.to(dtype), p_layout)
             mbarrier.wait(v_ready.index(s), phase)
@@ -519,7 +532,8 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
     mbarrier.wait(q_bar, n & 1)
     acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_lo,
-                               full_hi, hi, offs_m, seqlen_k, diag, 0, 0, 0.0, qk_scale, m_i, l_i, acc, CID, BLOCK_N,
+                               full_hi, hi, offs_m, r0, seqlen_k, diag, 0, 0, 0.0, qk_scale, m_i, l_i, acc, CID,
+                               BLOCK_N,
                                HEAD_DIM, STAGES, CAUSAL, False, False, False, True)
     out, lse = _finish(acc, m_i, l_i)
     lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh

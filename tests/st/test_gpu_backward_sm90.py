@@ -56,14 +56,11 @@ def test_gluon_bwd_window_alibi(case, gluon_dkdv_calls):
     assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
-@pytest.mark.parametrize("longest_first", [False, True], ids=["head_by_head", "longest_first"])
 @pytest.mark.parametrize("case", [AttnCase(3, 1000, 1100, 8, 2, 128, True), AttnCase(2, 2049, 2049, 4, 4, 64, True),
                                   AttnCase(2, 700, 1500, 6, 3, 128, False)], ids=str)
-def test_gluon_dkdv_launch_order(case, longest_first, gluon_dkdv_calls):
-    """Both launch orders of the Gluon backward (``configs.backward_longest_first``: the key block on the grid's z,
-    every head's block i before any head's block i + 1) cover every (key block, head, batch) once."""
-    with mock.patch.object(configs, "BWD_LONGEST_FIRST", longest_first):
-        check_case(case, torch.bfloat16, "cuda")
+def test_gluon_dkdv_grid(case, gluon_dkdv_calls):
+    """The Gluon backward's grid (key block, key head, batch) covers every pair once: GQA, ragged lengths."""
+    check_case(case, torch.bfloat16, "cuda")
     assert gluon_dkdv_calls.call_count == 1
 
 

@@ -180,12 +180,15 @@ def test_default_forms(case, persistent, dynamic):
         assert all(c.args[3]["DYNAMIC"] == dynamic for c in fwd)
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["split", "exact"])
 @pytest.mark.parametrize("case", [c for c in BAND_CASES if c.alibi]
                          + [AttnCase(1, 4096, 4096, 4, 4, 128, alibi="heads"),
-                            AttnCase(1, 3000, 5000, 4, 2, 64, causal=True, alibi="batch")], ids=str)
-def test_gluon_forward_alibi_split(case, gluon_calls):
+                            AttnCase(1, 3000, 5000, 4, 2, 64, causal=True, alibi="batch"),
+                            AttnCase(1, 8192, 8192, 2, 2, 128, causal=True, alibi="heads")], ids=str)
+def test_gluon_forward_alibi_split(case, split, gluon_calls):
     """ALiBi off the diagonal as a key term and a row shift (``configs.GLUON_ALIBI_SPLIT``), both sides of the
-    diagonal, tiles that straddle it, and lengths where a key term taken from key 0 would lose float32 precision."""
-    with mock.patch.object(configs, "GLUON_ALIBI_SPLIT", True):
+    diagonal, tiles that straddle it, a causal band's every tile (``ONE_SIDED``), and lengths where a key term taken
+    from key 0 would lose float32 precision; and the exact form (its distance in float32)."""
+    with mock.patch.object(configs, "GLUON_ALIBI_SPLIT", split):
         check_case(case, torch.bfloat16, "cuda", backward=True)
     assert gluon_calls.call_count >= 1 and gluon_calls.call_args.kwargs.get("plan_key") is None

@@ -112,20 +112,3 @@ def test_windows_and_alibi_compile_for_sm90(kernel, head_dim):
     r = _compile(kernel, head_dim, 0, 8192, "--window", "1000", "--alibi")
     if head_dim == 64:
         assert r["ldl"] == 0 and r["stl"] == 0, r
-
-
-def test_longest_first_policy():
-    """Key-block-major launch order where one program's causal work is a large share of an SM's (GQA); head by head
-    elsewhere, which keeps concurrent programs on one head's Q and dO."""
-    assert configs.backward_longest_first(True, 4)
-    assert not configs.backward_longest_first(True, 1) and not configs.backward_longest_first(False, 4)
-    with mock.patch.object(configs, "BWD_LONGEST_FIRST", True):
-        assert configs.backward_longest_first(False, 1)
-
-
-@pytest.mark.parametrize("head_dim", [64, 128])
-def test_longest_first_compiles_for_sm90(head_dim):
-    """The key-block-major order only changes where the program indices come from: no new spills."""
-    base = _compile("gluon-dkdv-dq", head_dim, 1, 8192)
-    r = _compile("gluon-dkdv-dq", head_dim, 1, 8192, "--set", "BWD_LONGEST_FIRST=1")
-    assert (r["ldl"], r["stl"]) == (base["ldl"], base["stl"]), (r, base)

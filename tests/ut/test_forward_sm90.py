@@ -97,10 +97,10 @@ def test_windows_and_alibi_in_the_one_tile_form():
                                    ("--causal", "1", "--window", "300", "--alibi"),
                                    ("--causal", "0", "--alibi", "--set", "GLUON_ALIBI_SPLIT=1")])
 def test_window_alibi_compile_for_sm90(head_dim, extra):
-    """Windows and ALiBi in the one-tile form: no spills, but for ALiBi's split form (``configs.gluon_alibi_split``:
-    by default without a causal mask) at head_dim 128, a few at this ragged length."""
+    """Windows and ALiBi in the one-tile form: no spills, but for ALiBi's split form (``configs.gluon_alibi_split``,
+    the default) where the tile's side is found per tile (no causal mask in the kernel) at head_dim 128: a few."""
     r = _inspect("--d", str(head_dim), *extra)
-    split = "GLUON_ALIBI_SPLIT=1" in extra or extra[1] == "0"
+    split = "--alibi" in extra and "GLUON_ALIBI_SPLIT=0" not in extra  # the split form is the default
     spills = 8 if split and head_dim == 128 else 0
     assert r["ldl"] <= spills and r["stl"] <= spills, r
     assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
@@ -196,8 +196,7 @@ def test_descriptors_match_permuted_views(layout, dtype):
 
 
 def test_alibi_split_policy():
-    """ALiBi's split form where it measured faster: without a causal mask, and at head_dim 64 with one."""
-    assert configs.gluon_alibi_split(128, False) and configs.gluon_alibi_split(64, True)
-    assert not configs.gluon_alibi_split(128, True)
+    """ALiBi's split form by default (with and without a causal mask); the switch forces either form."""
+    assert all(configs.gluon_alibi_split(d, c) for d in (64, 128) for c in (False, True))
     with mock.patch.object(configs, "GLUON_ALIBI_SPLIT", False):
         assert not configs.gluon_alibi_split(128, False)
