@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections import defaultdict
-from typing import Callable, Dict, List, Tuple
+from typing import Dict, List, Tuple
 from unittest import mock
 
 import torch
@@ -27,24 +26,8 @@ from flash_attention.ops import configs
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
+from diagnose import kernel_us
 from sweep_helpers import write_csv
-
-
-def kernel_us(fn: Callable[[], object], n: int = 10) -> Dict[str, float]:
-    """GPU microseconds per call of ``fn``, by kernel name (first 48 characters)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(n):
-            fn()
-        torch.cuda.synchronize()
-    tot: Dict[str, float] = defaultdict(float)
-    for e in prof.key_averages():
-        if e.device_time_total > 0:
-            tot[e.key[:48]] += e.device_time_total / n
-    return dict(tot)
 
 
 def cases(causal: bool) -> List[Tuple[str, dict]]:
@@ -92,7 +75,7 @@ def main() -> None:
                     bwd = lambda: attention_backward(do, q, k, v, o, lse, f)  # noqa: E731
                     fwd_ms = float(do_bench(fwd, warmup=25, rep=100, return_mode="median"))
                     bwd_ms = float(do_bench(bwd, warmup=25, rep=100, return_mode="median"))
-                    kf, kb = kernel_us(fwd), kernel_us(bwd)
+                    kf, kb = kernel_us(fwd, width=48), kernel_us(bwd, width=48)
                 row = dict(name=name, causal=causal, variant=variant, d=d, seqlen=s, fwd_ms=fwd_ms, bwd_ms=bwd_ms,
                            fwd_tflops=flops / fwd_ms * 1e-9, bwd_tflops=2.5 * flops / bwd_ms * 1e-9,
                            fwd_kernels="; ".join(f"{k}={v:.0f}us" for k, v in sorted(kf.items(), key=lambda x: -x[1])),
