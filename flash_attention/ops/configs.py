@@ -109,13 +109,12 @@ GLUON_ALIBI_SPLIT: bool | None = None
 
 
 def gluon_alibi_split(head_dim: int, causal: bool) -> bool:
-    """Whether the Gluon forward takes ALiBi's split form. Round cc
-    (results/sweeps/h200-2026-12-02-alibi-split-ab-bf16.csv, TFLOPS split / exact) read without a mask head_dim 128 8K 538-544 / 519-530, head_dim 64 8K 374-375 / 344-346,
-    but causal head_dim 128 8K 486 / 486-505: the split form then found its tile's side through a reduction over
-    the rows (a shared-memory round trip per tile) and kept the exact form for the diagonal tile. Now the side
-    comes from scalars, a causal band takes the split form on every tile (``ONE_SIDED``), and the exact form takes
-    its distance in float32 (no I2F per score); predicted: split ahead everywhere (to be measured: round
-    2026-12-03c)."""
+    """Whether the Gluon forward takes ALiBi's split form: everywhere. H200, bf16, same process, the policy's kernel
+    split / exact, two runs each (results/sweeps/h200-2026-12-03c-alibi-split-ab-bf16.csv, TFLOPS): head_dim 128
+    8K 562-573 / 525-534, causal 8K 530-538 / 479-485, causal 16K 566-570 / 513-518, causal 2K 431-432 / 394; head_dim
+    64 8K 369-370 / 349-351, causal 385-389 / 324. (Round cc had the causal head_dim-128 rows level or behind, when the
+    split form found its tile's side through a reduction over the rows and kept the exact form on the diagonal
+    tile: NOTES entry 42.)"""
     if GLUON_ALIBI_SPLIT is not None:
         return GLUON_ALIBI_SPLIT
     return True
