@@ -142,8 +142,8 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
     if ALIBI:
         # ALiBi's -slope * |m + diag - n| (log2 units), as the forward added it before its lse.
-        # The distance in float32 from per-query and per-key conversions (one I2F per score would issue at the
-        # MUFU's rate, as ops/forward_sm90.py's _alibi_exact says).
+        # The distance in float32 from per-query and per-key conversions rather than one conversion per score
+        # (ops/forward_sm90.py's _alibi_exact says why).
         offs_a = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
         dist = (offs_m + diag).to(gl.float32)[None, :] - offs_a.to(gl.float32)[:, None]
         pt = gl.exp2(st * qk_scale - slope2 * gl.abs(dist))

@@ -38,7 +38,7 @@ def score_log2(qk, rows, cols, seqlen_q, seqlen_k, diag, qk_scale, softcap_scale
         s = qk * qk_scale
     if ALIBI:
         # The distance in float32 from the (broadcast) row and column vectors: one conversion per row and per
-        # column instead of one per score (I2F issues at a quarter of the float pipe's rate or less).
+        # column instead of one per score (conversions issue at a fraction of the float pipe's rate).
         s = s - slope2 * tl.abs((rows + diag).to(tl.float32) - cols.to(tl.float32))
     if BIAS:
         inside = (rows < seqlen_q) & (cols < seqlen_k)
