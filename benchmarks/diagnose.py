@@ -63,8 +63,8 @@ def host_ms(fn, n: int = 50) -> float:
     return t
 
 
-def kernel_us(fn, n: int = 10, width: int = 40) -> dict:
-    """GPU microseconds per call of ``fn`` by kernel name (its first ``width`` characters), from torch.profiler."""
+def kernels(fn, n: int = 10, width: int = 40) -> str:
+    """``name=us`` per kernel (its name's first ``width`` characters), GPU time per call, longest first."""
     from torch.profiler import ProfilerActivity, profile
 
     fn()
@@ -77,12 +77,7 @@ def kernel_us(fn, n: int = 10, width: int = 40) -> dict:
     for e in prof.key_averages():
         if e.device_time_total > 0:
             tot[e.key[:width]] += e.device_time_total / n
-    return dict(tot)
-
-
-def kernels(fn, n: int = 10) -> str:
-    """``name=us`` per kernel, GPU time per call, longest first."""
-    return "; ".join(f"{k}={v:.0f}us" for k, v in sorted(kernel_us(fn, n).items(), key=lambda kv: -kv[1]))
+    return "; ".join(f"{k}={v:.0f}us" for k, v in sorted(tot.items(), key=lambda kv: -kv[1]))
 
 
 def main() -> None:

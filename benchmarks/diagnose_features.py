@@ -22,11 +22,12 @@ from triton.testing import do_bench
 
 from flash_attention.bench_features import visible_pairs
 from flash_attention.features import Features
+from flash_attention.nn.layer.flash_attention import alibi_slopes
 from flash_attention.ops import configs
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
-from diagnose import kernel_us
+from diagnose import kernels
 from sweep_helpers import write_csv
 
 
@@ -63,8 +64,7 @@ def main() -> None:
             torch.manual_seed(0)
             q, do = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(2))
             k, v = (torch.randn(b, s, hk, d, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-            slopes = (torch.tensor([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], device="cuda")
-                      if case.get("alibi") else None)
+            slopes = torch.tensor(alibi_slopes(h), device="cuda") if case.get("alibi") else None
             window = case.get("window", (-1, -1))
             f = Features(d ** -0.5, causal, window_size=window, alibi_slopes=slopes)
             flops = 4.0 * b * h * visible_pairs(s, causal, window) * d
@@ -75,11 +75,10 @@ def main() -> None:
                     bwd = lambda: attention_backward(do, q, k, v, o, lse, f)  # noqa: E731
                     fwd_ms = float(do_bench(fwd, warmup=25, rep=100, return_mode="median"))
                     bwd_ms = float(do_bench(bwd, warmup=25, rep=100, return_mode="median"))
-                    kf, kb = kernel_us(fwd, width=48), kernel_us(bwd, width=48)
+                    fwd_kernels, bwd_kernels = kernels(fwd, width=48), kernels(bwd, width=48)
                 row = dict(name=name, causal=causal, variant=variant, d=d, seqlen=s, fwd_ms=fwd_ms, bwd_ms=bwd_ms,
                            fwd_tflops=flops / fwd_ms * 1e-9, bwd_tflops=2.5 * flops / bwd_ms * 1e-9,
-                           fwd_kernels="; ".join(f"{k}={v:.0f}us" for k, v in sorted(kf.items(), key=lambda x: -x[1])),
-                           bwd_kernels="; ".join(f"{k}={v:.0f}us" for k, v in sorted(kb.items(), key=lambda x: -x[1])))
+                           fwd_kernels=fwd_kernels, bwd_kernels=bwd_kernels)
                 rows.append(row)
                 print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     write_csv(args.out, rows)

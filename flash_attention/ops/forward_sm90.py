@@ -533,8 +533,7 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     mbarrier.wait(q_bar, n & 1)
     acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_lo,
                                full_hi, hi, offs_m, r0, seqlen_k, diag, 0, 0, 0.0, qk_scale, m_i, l_i, acc, CID,
-                               BLOCK_N,
-                               HEAD_DIM, STAGES, CAUSAL, False, False, False, True)
+                               BLOCK_N, HEAD_DIM, STAGES, CAUSAL, False, False, False, True)
     out, lse = _finish(acc, m_i, l_i)
     lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
