@@ -43,7 +43,8 @@ def main() -> None:
                                        "64=128x64x4x3+128x64x8x3+128x128x8x3+64x64x4x3")
     ap.add_argument("--dtypes", default="bf16")
     ap.add_argument("--switch", default="FWD_TMA", help="a boolean of flash_attention.ops.configs to toggle")
-    # shapes: head_dim:causal:seqlen[:window[:alibi]], e.g. 128:1:8192:-1:1 for causal ALiBi at 8K
+    # shapes: head_dim:causal:seqlen[:window[:alibi[:kv_heads_div[:window_right]]]], e.g. 128:1:8192:-1:1 for
+    # causal ALiBi at 8K, 128:0:8192:2048:0:1:2048 for a (2048, 2048) window
     args = ap.parse_args()
     tiles = parse_tiles(args.tiles)
     default = getattr(configs, args.switch)  # FWD_TMA's default None picks per shape

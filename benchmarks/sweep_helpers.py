@@ -38,10 +38,11 @@ class AbShape:
         return Features(self.head_dim ** -0.5, self.causal, window_size=self.window, alibi_slopes=slopes)
 
     def fwd_flops(self) -> float:
-        """Forward flops of the visible pairs: causal halves them, a window keeps ~window + 1 keys per query."""
+        """Forward flops of the visible pairs: causal halves them, a window keeps ~left + right + 1 keys per query
+        (edges ignored)."""
         s = self.seqlen
         if self.window[0] >= 0:
-            frac = min(self.window[0] + 1, s) / s
+            frac = min(self.window[0] + max(self.window[1], 0) + 1, s) / s
         else:
             frac = 0.5 if self.causal else 1.0
         return 4.0 * self.batch * self.nheads * s * s * self.head_dim * frac
@@ -58,7 +59,7 @@ def parse_shapes(text: str) -> List[AbShape]:
     out = []
     for spec in text.split(","):
         parts = [int(x) for x in spec.split(":")]
-        window = (parts[3], 0) if len(parts) > 3 and parts[3] >= 0 else (-1, -1)
+        window = (parts[3], parts[6] if len(parts) > 6 else 0) if len(parts) > 3 and parts[3] >= 0 else (-1, -1)
         out.append(AbShape(parts[0], bool(parts[1]), parts[2], window, len(parts) > 4 and bool(parts[4]),
                            parts[5] if len(parts) > 5 else 1))
     return out

@@ -123,6 +123,9 @@ def gluon_alibi_split(head_dim: int, causal: bool) -> bool:
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
 # None = where it measured faster (forward_gluon_persistent below), True/False force it on/off.
 FWD_GLUON_PERSISTENT: bool | None = None
+# Token windows and ALiBi in the persistent form too (True: where plain calls of the same mask take it), or in the
+# one-tile form only (False).
+GLUON_PERSISTENT_BANDS = False
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
@@ -130,7 +133,7 @@ GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 GLUON_DYNAMIC_SCHEDULE: bool | None = None
 
 
-def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0) -> bool:
+def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, banded: bool = False) -> bool:
     """Whether the Gluon forward runs in its persistent form. H200, bf16, same process, against the one-tile form
     (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv, TFLOPS persistent / one tile per program): without
     a mask ahead, head_dim 128 1K 522 / 497-503, 2K 574-578 / 559-598, 4K 603 / 592, 16K 625 / 586, head_dim 64
@@ -142,6 +145,8 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0) -> 
     the dynamic schedule, which keeps the programs on few heads as the hardware does: 16K 466 against 448 one-tile."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
+    if banded and not GLUON_PERSISTENT_BANDS:
+        return False
     if not causal or head_dim <= 64:
         return True
     return 0 < seqlen_k <= GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN

@@ -468,14 +468,14 @@ def _take_tile(n, tile_smem, tile_ready, tile_empty):
 
 @gluon.jit
 def _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
-               num_m, nheads, group, seqlen_k, diag, NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-               CAUSAL: gl.constexpr):
+               num_m, nheads, group, seqlen_k, diag, win_left, win_right, NC: gl.constexpr, BLOCK_N: gl.constexpr,
+               STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr):
     """The producer's work for query tile ``t`` (the program's ``n``-th): its Q, then its K/V tiles into the ring
     (``i`` stages taken so far, returned updated)."""
     BLOCK: gl.constexpr = NC * ROWS
     off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
     off_hk = off_h // group
-    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, 0, 0, BLOCK, BLOCK_N, CAUSAL, False)
+    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK, BLOCK_N, CAUSAL, WINDOW)
     # Q's shared memory is free once every consumer's last S = Q K^T of the previous tile is done.
     mbarrier.wait(q_empty, (n & 1) ^ 1)
     _load_q(q_desc, q_smem, q_bar, off_b, off_h, m0, NC)
@@ -486,8 +486,8 @@ def _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q
 @gluon.jit
 def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
                          Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag,
-                         NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                         DYNAMIC: gl.constexpr):
+                         win_left, win_right, NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                         CAUSAL: gl.constexpr, WINDOW: gl.constexpr, DYNAMIC: gl.constexpr):
     i = 0
     n = 0
     if DYNAMIC:
@@ -497,7 +497,8 @@ def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, 
         while t < num_tiles:
             _publish_tile(t, n, tile_smem, tile_ready, tile_empty)
             i = _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
-                           v_ready, kv_empty, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL)
+                           v_ready, kv_empty, num_m, nheads, group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N,
+                           STAGES, CAUSAL, WINDOW)
             n += 1
             t = gl.atomic_add(Sched, 1)
         _publish_tile(t, n, tile_smem, tile_ready, tile_empty)
@@ -506,15 +507,17 @@ def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, 
             t = _tile_index(t0, num_tiles, CAUSAL)
             if t < num_tiles:
                 i = _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
-                               v_ready, kv_empty, num_m, nheads, group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL)
+                               v_ready, kv_empty, num_m, nheads, group, seqlen_k, diag, win_left, win_right, NC,
+                               BLOCK_N, STAGES, CAUSAL, WINDOW)
                 n += 1
 
 
 @gluon.jit
 def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem, v_smem,
                   q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale,
-                  CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-                  STAGES: gl.constexpr, CAUSAL: gl.constexpr):
+                  win_left, win_right, Slopes, stride_sb, stride_sh, CID: gl.constexpr, NC: gl.constexpr,
+                  BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                  WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr):
     """A consumer's work for query tile ``t`` (the program's ``n``-th): its 64 rows' attention, the lse and the
     output stored from registers; returns the updated count of K/V stages taken."""
     dtype: gl.constexpr = Out.dtype.element_ty
@@ -524,7 +527,8 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
     off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
-    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, 0, 0, BLOCK, BLOCK_N, CAUSAL, False)
+    lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK, BLOCK_N, CAUSAL, WINDOW)
+    slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
     r0 = m0 + CID * ROWS
     offs_m = r0 + gl.arange(0, ROWS, layout=row_s)
     m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
@@ -532,8 +536,9 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
     mbarrier.wait(q_bar, n & 1)
     acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_lo,
-                               full_hi, hi, offs_m, r0, seqlen_k, diag, 0, 0, 0.0, qk_scale, m_i, l_i, acc, CID,
-                               BLOCK_N, HEAD_DIM, STAGES, CAUSAL, False, False, False, True)
+                               full_hi, hi, offs_m, r0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i,
+                               l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, False, True,
+                               ALIBI_SPLIT)
     out, lse = _finish(acc, m_i, l_i)
     lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
@@ -547,11 +552,12 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
 
 @gluon.jit
 def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-                         STAGES: gl.constexpr, CAUSAL: gl.constexpr, DYNAMIC: gl.constexpr):
+                         STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+                         ALIBI_SPLIT: gl.constexpr, DYNAMIC: gl.constexpr):
     # ``common``: the arguments every consumer shares, one tuple so the partition list names them once.
     (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
      v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag,
-     qk_scale) = common
+     qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh) = common
     q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
     i = gl.to_tensor(0)
     n = 0
@@ -560,7 +566,8 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
         while t < num_tiles:
             i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem,
                               v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k,
-                              diag, qk_scale, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)
+                              diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, CID, NC, BLOCK_N,
+                              HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
             n += 1
             t = _take_tile(n, tile_smem, tile_ready, tile_empty)
     else:
@@ -569,15 +576,18 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
             if t < num_tiles:
                 i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh,
                                   k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads,
-                                  seqlen_q, seqlen_k, diag, qk_scale, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL)
+                                  seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb,
+                                  stride_sh, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
                 n += 1
 
 
 @gluon.jit
 def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb,
-                              stride_lh, Sched, batch, nheads, seqlen_q, seqlen_k, group, diag, qk_scale,
-                              HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-                              CAUSAL: gl.constexpr, NC: gl.constexpr, DYNAMIC: gl.constexpr):
+                              stride_lh, Sched, Slopes, stride_sb, stride_sh, batch, nheads, seqlen_q, seqlen_k,
+                              group, diag, win_left, win_right, qk_scale, HEAD_DIM: gl.constexpr,
+                              BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, NC: gl.constexpr,
+                              DYNAMIC: gl.constexpr, WINDOW: gl.constexpr = False, ALIBI: gl.constexpr = False,
+                              ALIBI_SPLIT: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.cdiv(seqlen_q, NC * ROWS)
     num_tiles = num_m * nheads * batch
@@ -605,24 +615,31 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
     # Gluon takes the partitions' functions only inside the list, so the list is written out per consumer count.
     common = (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty,
               k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
-              seqlen_k, diag, qk_scale)
+              seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh)
     if NC == 3:
         # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
         gl.warp_specialize([
             (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
                                     kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
-                                    group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (common, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+                                    group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N, STAGES, CAUSAL, WINDOW,
+                                    DYNAMIC)),
+            (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
+                                    DYNAMIC)),
+            (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
+                                    DYNAMIC)),
+            (_consumer_persistent, (common, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
+                                    DYNAMIC)),
         ], [4, 4, 4], [160, 160, 160])
     else:
         gl.warp_specialize([
             (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
                                     kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
-                                    group, seqlen_k, diag, NC, BLOCK_N, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
-            (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, DYNAMIC)),
+                                    group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N, STAGES, CAUSAL, WINDOW,
+                                    DYNAMIC)),
+            (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
+                                    DYNAMIC)),
+            (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
+                                    DYNAMIC)),
         ], [4, 4], [240, 240])
 
 
@@ -758,10 +775,11 @@ def num_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def consumers_for(head_dim: int) -> int:
+def consumers_for(head_dim: int, alibi: bool = False) -> int:
     """Consumer warp groups of the persistent form: 3 at head_dim 64, 2 at 128 (whose accumulators need the
-    registers of two)."""
-    return 3 if head_dim <= 64 else 2
+    registers of two) and with ALiBi (whose split form, compiled for sm_90 with three consumers of 160 registers,
+    spills 150-230 values; with two of 240, none without a causal mask)."""
+    return 3 if head_dim <= 64 and not alibi else 2
 
 
 def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
@@ -781,21 +799,25 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     with one program per query tile (the hardware then schedules the tiles, in order: three consumers at head_dim
     64 under a causal mask without the persistent form's drift across heads; an A/B option, not a default);
     ``dynamic`` (default ``configs.forward_gluon_dynamic``) hands the persistent form's tiles out through an atomic
-    counter, in the list's order, instead of by rounds. A window or ALiBi runs in the one-tile form."""
+    counter, in the list's order, instead of by rounds. A window or ALiBi takes the persistent form where
+    ``configs.forward_gluon_persistent`` says so for banded calls."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
-    band = banded(f)
-    if band and (persistent or tile_per_program):
-        raise ValueError("a window or ALiBi runs in the one-tile form: pass persistent=None or False")
     if persistent is None:
-        persistent = not band and (tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal,
-                                                                                          seqlen_k))
+        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal, seqlen_k, banded(f))
     elif tile_per_program and not persistent:
         raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
     roles = None if plan_key is None else _roles(q, k, v, out, lse)
+    diag = f.diagonal(seqlen_q, seqlen_k)
+    window = tuple(f.window_size) != (-1, -1)
+    left, right = window_sides(f, seqlen_q, seqlen_k, diag)
+    slopes, slope_strides = alibi_args(f, lse)
+    # A window folds the causal mask into its right side.
+    bands = dict(CAUSAL=f.causal and not window, WINDOW=window, ALIBI=f.alibi_slopes is not None,
+                 ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal))
     if persistent:
-        nc = consumers or consumers_for(head_dim)
+        nc = consumers or consumers_for(head_dim, f.alibi_slopes is not None)
         stages = stages or persistent_stages_for(head_dim, block_n, nc)
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
@@ -807,23 +829,17 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
         if roles is not None and dynamic:
             roles["sched"] = sched
         args = (q_desc, k_desc, v_desc, out, out.stride(0), out.stride(2), out.stride(1), lse, *lse.stride()[:2],
-                sched, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, f.diagonal(seqlen_q, seqlen_k),
-                f.softmax_scale * LOG2E)
-        kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal, NC=nc, DYNAMIC=dynamic,
-                      num_warps=4)
+                sched, slopes, *slope_strides, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, diag, left,
+                right, f.softmax_scale * LOG2E)
+        kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, NC=nc, DYNAMIC=dynamic, num_warps=4,
+                      **bands)
         _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
         return
     stages = stages or stages_for(head_dim, block_n)
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
-    diag = f.diagonal(seqlen_q, seqlen_k)
-    window = tuple(f.window_size) != (-1, -1)
-    left, right = window_sides(f, seqlen_q, seqlen_k, diag)
-    slopes, slope_strides = alibi_args(f, lse)
     args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], slopes, *slope_strides, seqlen_q,
             seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E)
-    kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, CAUSAL=f.causal and not window,
-                  WINDOW=window, ALIBI=f.alibi_slopes is not None,
-                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal),
+    kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages,
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
-                  PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4)
+                  PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4, **bands)
     _PLANS.put(plan_key, launch(_attn_fwd_sm90, grid, args, kwargs, roles))

@@ -56,40 +56,50 @@ def user_mask(rows, cols, seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn):
     return m != 0
 
 
-DROPOUT_GROUP = 8  # keys per Philox call: its 4 x 32 random bits make 8 x 16-bit draws
-DROPOUT_BITS = 16
+# Bits per draw (8 or 16) and Philox rounds per call: one Philox4x32 call gives 128 random bits, so
+# ``DROPOUT_GROUP = 128 // DROPOUT_BITS`` keys share it. A key is dropped when its draw is below the threshold
+# ``round(p * 2^bits)``, so p rounds to a multiple of 2^-bits.
+DROPOUT_BITS = tl.constexpr(16)
+DROPOUT_ROUNDS = tl.constexpr(10)
+DROPOUT_GROUP = tl.constexpr(128 // DROPOUT_BITS.value)
 
 
 def dropout_threshold(dropout_p: float) -> int:
-    """The 16-bit threshold: a key is kept when its draw in [0, 65536) is >= it (p rounds to a multiple of 2^-16)."""
-    return min(int(round(dropout_p * (1 << DROPOUT_BITS))), (1 << DROPOUT_BITS) - 1)
+    """The threshold: a key is kept when its draw in ``[0, 2^DROPOUT_BITS)`` is >= it."""
+    levels = 1 << DROPOUT_BITS.value
+    return min(int(round(dropout_p * levels)), levels - 1)
 
 
 def dropout_row_stride(seqlen_k: int) -> int:
     """Philox counters per query row."""
-    return -(-seqlen_k // DROPOUT_GROUP)
+    return -(-seqlen_k // DROPOUT_GROUP.value)
 
 
 @triton.jit
 def dropout_keep(rows, col0, row_stride, seed, philox_base, drop_thresh, BLOCK_N: tl.constexpr):
     """Keep mask of the tile ``rows`` (a ``[BLOCK_M, 1]`` column) x keys ``[col0, col0 + BLOCK_N)``.
 
-    ``col0`` must be a multiple of 8. Key ``j`` of row ``i`` uses Philox counter ``philox_base + i * row_stride +
-    j // 8`` and the 16-bit half ``j % 8`` of its four 32-bit outputs, so the pattern depends on (row, key) only:
-    every kernel regenerates it whatever its tile sizes. One Philox call per 8 keys instead of one per key.
+    ``col0`` must be a multiple of ``DROPOUT_GROUP``. Key ``j`` of row ``i`` uses Philox counter ``philox_base +
+    i * row_stride + j // DROPOUT_GROUP`` and the ``j % DROPOUT_GROUP``-th draw of its 128 bits, so the pattern
+    depends on (row, key) only: every kernel regenerates it whatever its tile sizes.
     """
     return dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N) >= drop_thresh
 
 
 @triton.jit
 def dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N: tl.constexpr):
-    """The tile's 16-bit draws as int32 (see ``dropout_keep``); transposed tiles transpose these."""
+    """The tile's draws as int32 (see ``dropout_keep``); transposed tiles transpose these."""
     block_m: tl.constexpr = rows.shape[0]
-    groups = col0 // 8 + tl.arange(0, BLOCK_N // 8)
+    groups = col0 // DROPOUT_GROUP + tl.arange(0, BLOCK_N // DROPOUT_GROUP)
     counters = philox_base + rows.to(tl.int64) * row_stride + groups[None, :]
-    r0, r1, r2, r3 = tl.randint4x(seed, counters)
-    words = tl.reshape(tl.join(tl.join(r0, r1), tl.join(r2, r3)), [block_m, BLOCK_N // 2])
-    return tl.reshape(tl.join(words & 0xFFFF, words >> 16), [block_m, BLOCK_N]).to(tl.int32)
+    r0, r1, r2, r3 = tl.randint4x(seed, counters, DROPOUT_ROUNDS)
+    # Draw d of a call: word d // (32 / bits), then its halves, then (8-bit) their bytes, low first.
+    words = tl.reshape(tl.join(tl.join(r0, r1), tl.join(r2, r3)), [block_m, BLOCK_N * DROPOUT_BITS // 32])
+    halves = tl.reshape(tl.join(words & 0xFFFF, words >> 16), [block_m, BLOCK_N * DROPOUT_BITS // 16])
+    if DROPOUT_BITS == 8:
+        return tl.reshape(tl.join(halves & 0xFF, halves >> 8), [block_m, BLOCK_N]).to(tl.int32)
+    else:
+        return halves.to(tl.int32)
 
 
 @triton.jit
@@ -98,7 +108,7 @@ def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, 
     """Materialise the keep mask ``(batch, nheads, seqlen_q, seqlen_k)`` (for ``return_attn_probs`` only).
 
     Counters of (batch b, head h, row i, key j) are ``offset + (b * nheads + h) * stride_ph + i * row_stride +
-    j // 8`` as in the attention kernels (packed sequences pass their own head and row strides).
+    j // DROPOUT_GROUP`` as in the attention kernels (packed sequences pass their own head and row strides).
     """
     off_bh = tl.program_id(2).to(tl.int64) * nheads + tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]

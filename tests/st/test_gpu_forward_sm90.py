@@ -192,3 +192,20 @@ def test_gluon_forward_alibi_split(case, split, gluon_calls):
     with mock.patch.object(configs, "GLUON_ALIBI_SPLIT", split):
         check_case(case, torch.bfloat16, "cuda", backward=True)
     assert gluon_calls.call_count >= 1 and gluon_calls.call_args.kwargs.get("plan_key") is None
+
+
+@pytest.mark.parametrize("case,dtype", [(c, torch.bfloat16) for c in BAND_CASES]
+                         + [(c, torch.float16) for c in BAND_CASES[1::4]]
+                         + [(AttnCase(4, 3000, 3000, 16, 4, 128, causal=True, window_size=(700, 0)), torch.bfloat16),
+                            (AttnCase(3, 2000, 3000, 16, 16, 64, window_size=(500, 300)), torch.bfloat16),
+                            (AttnCase(3, 3000, 2000, 16, 16, 128, alibi="heads"), torch.bfloat16),
+                            (AttnCase(2, 4096, 4096, 16, 16, 64, causal=True, alibi="batch"), torch.bfloat16)],
+                         ids=str)
+def test_persistent_forward_window_alibi(case, dtype, persistent_calls):
+    """Token windows and ALiBi in the persistent form (forced), with more query tiles than SMs in the last four
+    cases (tiles without any visible key release their Q without a product); the backward takes the forward's
+    lse."""
+    check_case(case, dtype, "cuda", backward=case.seqlen_q <= 1000)
+    assert _ran_persistent(persistent_calls)
+    assert persistent_calls.call_args.args[3]["NC"] == (2 if case.alibi else forward_sm90.consumers_for(
+        case.head_dim))

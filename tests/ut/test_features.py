@@ -83,25 +83,27 @@ def test_dropout_keep_rate_and_reproducibility(backend, kernel_device):
 
 
 def test_dropout_pattern_statistics(kernel_device):
-    """The kernels draw 8 keys per Philox call (16 bits each): every key position within a group must keep at
-    rate 1 - p, neighbours must be uncorrelated, and rows/heads must get distinct draws."""
-    from flash_attention.ops.scores import dropout_mask, dropout_threshold
+    """The kernels draw DROPOUT_GROUP keys per Philox call (DROPOUT_BITS bits each): every key position within a
+    group must keep at rate 1 - p, neighbours must be uncorrelated, and rows/heads must get distinct draws."""
+    from flash_attention.ops.scores import DROPOUT_BITS, DROPOUT_GROUP, dropout_mask, dropout_threshold
 
     p = 0.5
+    group = DROPOUT_GROUP.value
     with use_backend("triton"):
-        keep = dropout_mask(1, 2, 96, 256, seed=1234, offset=99, dropout_p=p, device=kernel_device).cpu().float()
-    n_per_slot = keep.numel() // 8
+        keep = dropout_mask(1, 2, 96, 512, seed=1234, offset=99, dropout_p=p, device=kernel_device).cpu().float()
+    n_per_slot = keep.numel() // group
     sigma = (p * (1 - p) / n_per_slot) ** 0.5
-    for slot in range(8):
-        rate = keep[..., slot::8].mean().item()
+    for slot in range(group):
+        rate = keep[..., slot::group].mean().item()
         assert abs(rate - (1 - p)) < 5 * sigma, f"slot {slot}: keep rate {rate:.4f}"
     centred = keep - keep.mean()
-    for lag in (1, 2, 8):
+    for lag in (1, 2, 4, 8, group):
         corr = (centred[..., lag:] * centred[..., :-lag]).mean().item() / centred.var().item()
         assert abs(corr) < 5 / (keep[..., lag:].numel() ** 0.5), f"lag {lag}: correlation {corr:.4f}"
     assert not torch.equal(keep[0, 0], keep[0, 1]), "heads must differ"
     assert len({tuple(r.tolist()) for r in keep[0, 0]}) == keep.shape[2], "rows must differ"
-    assert dropout_threshold(0.1) == 6554 and dropout_threshold(0.0) == 0
+    assert dropout_threshold(0.1) == round(0.1 * 2 ** DROPOUT_BITS.value) and dropout_threshold(0.0) == 0
+    assert dropout_threshold(1.0) == 2 ** DROPOUT_BITS.value - 1
 
 
 def test_dropout_not_applied_when_zero(kernel_device):

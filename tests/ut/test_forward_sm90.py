@@ -86,10 +86,26 @@ def test_windows_and_alibi_in_the_one_tile_form():
     assert not forward_sm90.covers_forward(torch.float16, 128, Features(0.1, alibi_slopes=slopes, softcap=5.0))
     with mock.patch.object(configs, "GLUON_FWD_BANDS", False):
         assert not forward_sm90.covers_forward(torch.bfloat16, 128, Features(0.1, True, window_size=(64, 0)))
-    q = torch.randn(1, 256, 4, 128, dtype=torch.bfloat16)
-    with pytest.raises(ValueError, match="one-tile form"):
-        forward_sm90.attention_forward_sm90(q, q, q, Features(0.1, alibi_slopes=slopes), q, torch.empty(1, 4, 256),
-                                            persistent=True)
+    # The persistent form takes them only with configs.GLUON_PERSISTENT_BANDS (then where plain calls take it).
+    with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", False):
+        assert not configs.forward_gluon_persistent(128, False, 8192, banded=True)
+    with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", True):
+        assert configs.forward_gluon_persistent(128, False, 8192, banded=True)
+        assert not configs.forward_gluon_persistent(128, True, 8192, banded=True)
+    assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(64, alibi=True) == 2
+
+
+@pytest.mark.parametrize("head_dim,extra,spills", [
+    (128, ("--causal", "0", "--window", "500"), 0), (64, ("--causal", "1", "--window", "300"), 0),
+    (64, ("--causal", "0", "--alibi"), 0), (128, ("--causal", "0", "--alibi"), 48),
+    (128, ("--causal", "1", "--window", "300", "--alibi"), 48)])
+def test_persistent_window_alibi_compile_for_sm90(head_dim, extra, spills):
+    """Windows and ALiBi in the persistent form (forced): windows without spills; ALiBi with two consumers at
+    head_dim 64 (``consumers_for``) none without a causal mask, and some at head_dim 128 (measured on the GPU
+    before it became a default: benchmarks/NOTES.md entry 44)."""
+    r = _inspect("--d", str(head_dim), *extra, "--set", "FWD_GLUON_PERSISTENT=1")
+    assert r["ldl"] <= spills and r["stl"] <= spills, r
+    assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
 
 
 @pytest.mark.parametrize("head_dim", [64, 128])
