@@ -17,3 +17,6 @@ for r in csv.DictReader(open(sys.argv[1])):
         float(r["fwd_tflops"]), float(r["bwd_tflops"]), float(r["fwd_slowdown"]), float(r["bwd_slowdown"])))
 PY
 done
+# The last variant (8-bit, 7 rounds) left in place: the GPU dropout tests on it.
+timeout 150 python -m pytest -q -p no:cacheprovider -rA tests/st/test_gpu_features.py tests/st/test_gpu_compile.py -k dropout > $OUT/$L-dropout-8x7-tests.log 2>&1
+echo "dropout tests exit $?"; grep -c PASSED $OUT/$L-dropout-8x7-tests.log; grep -E "FAILED|Error" $OUT/$L-dropout-8x7-tests.log | head -5 | cut -c1-300; tail -1 $OUT/$L-dropout-8x7-tests.log
