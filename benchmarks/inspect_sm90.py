@@ -109,7 +109,8 @@ def _inputs(args):
     q, k, v = (torch.randn(b, s, h, d, dtype=dt) for _ in range(3))
     f = Features(softmax_scale=d ** -0.5, causal=bool(args.causal),
                  window_size=(args.window, 0 if args.causal else args.window) if args.window > 0 else (-1, -1),
-                 alibi_slopes=torch.rand(h) if args.alibi else None)
+                 alibi_slopes=torch.rand(h) if args.alibi else None, dropout_p=args.dropout,
+                 seed=2**40 + 12345 if args.dropout else 0, offset=2**33 if args.dropout else 0)
     return q, k, v, f
 
 
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--causal", type=int, default=0)
     ap.add_argument("--window", type=int, default=0, help="a window of this many keys left (and right, not causal)")
     ap.add_argument("--alibi", action="store_true", help="with ALiBi slopes")
+    ap.add_argument("--dropout", type=float, default=0.0, help="with dropout of this probability (64-bit seed)")
     ap.add_argument("--seqlen", type=int, default=8192)
     ap.add_argument("--cfg", action="append", default=None, help="block_m,block_n,warps,stages (repeatable); "
                     "--kernel gluon: block_n,stages; gluon-dkdv: stages (default: their defaults)")

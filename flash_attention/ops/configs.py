@@ -103,6 +103,9 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
 # -> h200-2026-12-02-bands-features.csv with these): ALiBi +32% -> +23% forward, causal +46% -> +12%; a 2K window
 # +28% -> +16%, causal +54% -> +16%.
 GLUON_FWD_BANDS = True
+# Dropout in the Gluon forward (True), its Philox draws unpacked in the accumulator's registers (ops/scores.py), or
+# left to the tl forward (False).
+GLUON_FWD_DROPOUT = True
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
 GLUON_ALIBI_SPLIT: bool | None = None

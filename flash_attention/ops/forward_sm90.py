@@ -55,7 +55,7 @@ from .configs import cdiv
 from .descriptors import tma_compatible
 from .launch import PlanCache, launch
 from .masks import window_bounds
-from .scores import alibi_args
+from .scores import DROPOUT_ROUNDS, alibi_args, dropout_row_stride, dropout_threshold
 
 LOG2E = 1.4426950408889634
 
@@ -69,6 +69,60 @@ BLOCK_M = gl.constexpr(128)
 def mma_layout(n):
     # Four warps (one warp group) stacked along the rows; the instruction spans all n columns.
     return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, n, 16])
+
+
+@gluon.constexpr_function
+def dropout_layout(n):
+    # The Philox counters of a [64, n] score tile, [64, n // 16]: counter 4 s + t of a row feeds its keys
+    # 64 s + 8 g + 2 t + e (ops/scores.py), which the accumulator layout above gives to one thread (lane bits 0-1
+    # pick t, lane bits 2-4 and warps the row, registers the row + 8 and the span s). So each counter lives where
+    # its 16 draws are used, and unpacking them is register work only.
+    spans = n // 64
+    reg = [[8, 0]] + [[0, 4 << b] for b in range(spans.bit_length() - 1)]
+    return gl.DistributedLinearLayout(reg_bases=reg, lane_bases=[[0, 1], [0, 2], [1, 0], [2, 0], [4, 0]],
+                                      warp_bases=[[16, 0], [32, 0]], block_bases=[], shape=[64, n // 16])
+
+
+@gluon.jit
+def _philox(seed, counters, ROUNDS: gl.constexpr):
+    """Philox4x32 of 64-bit ``counters`` under the 64-bit key ``seed``, ``ROUNDS`` rounds: the four words Triton's
+    ``tl.randint4x(seed, counters, ROUNDS)`` returns (the tl kernels regenerate these draws)."""
+    key = seed.to(gl.uint64)
+    k0 = (key & 0xFFFFFFFF).to(gl.uint32)
+    k1 = ((key >> 32) & 0xFFFFFFFF).to(gl.uint32)
+    c0 = counters.to(gl.uint32)
+    c1 = (counters >> 32).to(gl.uint32)
+    c2 = c0 * 0
+    c3 = c0 * 0
+    for _ in gl.static_range(ROUNDS):
+        _c0 = c0
+        _c2 = c2
+        c0 = gl.umulhi(_c2, gl.full(_c2.shape, 0xCD9E8D57, gl.uint32, _c2.type.layout)) ^ c1 ^ k0
+        c2 = gl.umulhi(_c0, gl.full(_c0.shape, 0xD2511F53, gl.uint32, _c0.type.layout)) ^ c3 ^ k1
+        c1 = _c2 * gl.full(_c2.shape, 0xCD9E8D57, gl.uint32, _c2.type.layout)
+        c3 = _c0 * gl.full(_c0.shape, 0xD2511F53, gl.uint32, _c0.type.layout)
+        k0 = k0 + 0x9E3779B9
+        k1 = k1 + 0xBB67AE85
+    return c0, c1, c2, c3
+
+
+@gluon.jit
+def _dropout(p, row0, start, drop):
+    """``p`` (a [64, n] tile in the accumulator layout: rows from ``row0``, keys from ``start``) with its dropped
+    keys zeroed; ``drop`` = (seed, Philox counter of this head's row 0, counters per row, 8-bit threshold)."""
+    seed, philox_base, philox_stride, drop_thresh = drop
+    N: gl.constexpr = p.shape[1]
+    c_layout: gl.constexpr = dropout_layout(N)
+    rows = row0 + gl.arange(0, 64, layout=gl.SliceLayout(1, c_layout))
+    calls = (start // 64) * 4 + gl.arange(0, N // 16, layout=gl.SliceLayout(0, c_layout))
+    counters = philox_base + rows.to(gl.int64)[:, None] * philox_stride + calls[None, :]
+    r0, r1, r2, r3 = _philox(seed, counters, DROPOUT_ROUNDS)
+    # Draw d of a call is byte d % 2 of half (d // 2) % 2 of word d // 4 (join stacks along a new last axis).
+    words = gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [64, N // 16, 4])
+    halves = gl.reshape(gl.join(words & 0xFFFF, words >> 16), [64, N // 16, 8])
+    draws = gl.reshape(gl.join(halves & 0xFF, halves >> 8), [64, N // 64, 4, 8, 2])  # (span, t, g, e)
+    keep = gl.reshape(gl.permute(draws, (0, 1, 3, 2, 4)), [64, N]) >= drop_thresh  # key 64 span + 8 g + 2 t + e
+    return gl.where(gl.convert_layout(keep, p.type.layout), p, 0.0)
 
 
 @gluon.jit
@@ -209,12 +263,13 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             row0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i, l_i, acc, CID: gl.constexpr,
             BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
             WINDOW: gl.constexpr, ALIBI: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr,
-            ALIBI_SPLIT: gl.constexpr = False):
+            ALIBI_SPLIT: gl.constexpr = False, drop=None, DROPOUT: gl.constexpr = False):
     """The overlapped loop over one query tile's key tiles ``[lo, hi)``: tile j's ``S = Q K^T`` is issued before
     tile j-1's ``O += P V``, and the softmax of tile j runs while that ``P V`` is still on the tensor cores.
     ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
     ``(acc, m_i, l_i, i)``. With ``RELEASE_Q`` the consumer tells the producer once its last read of Q is done
-    (before the last ``P V``), so the next tile's Q can land while this one finishes."""
+    (before the last ``P V``), so the next tile's Q can land while this one finishes. ``DROPOUT``: the products
+    take the probabilities with dropped keys zeroed (``_dropout``), the row sums all of them."""
     dtype: gl.constexpr = q.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -228,6 +283,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
                            use_acc=False)
         p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_lo, full_hi, offs_m, row0, seqlen_k, diag, win_left,
                                       win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+        if DROPOUT:
+            p = _dropout(p, row0, lo, drop)
         pa = gl.convert_layout(p.to(dtype), p_layout)
         if PINGPONG:
             if CID == 1:
@@ -250,6 +307,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, row0, seqlen_k, diag,
                                           win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+            if DROPOUT:
+                p = _dropout(p, row0, start, drop)
             acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
             mbarrier.arrive(kv_empty.index(prev), count=1)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
@@ -267,13 +326,16 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
 
 
 @gluon.jit
-def _finish(acc, m_i, l_i):
+def _finish(acc, m_i, l_i, out_scale=1.0, SCALE: gl.constexpr = False):
     """``(out, lse)`` of a query tile: rows that saw no key get output 0 and lse -inf, as FlashAttention defines
-    them."""
+    them. ``SCALE``: the output times ``out_scale`` (dropout's 1 / (1 - p))."""
     row_o: gl.constexpr = gl.SliceLayout(1, acc.type.layout)
     empty = l_i == 0.0
     l_safe = gl.where(empty, 1.0, l_i)
-    out = acc / gl.convert_layout(l_safe, row_o)[:, None]
+    if SCALE:
+        out = acc * gl.convert_layout(out_scale / l_safe, row_o)[:, None]
+    else:
+        out = acc / gl.convert_layout(l_safe, row_o)[:, None]
     lse = gl.where(empty, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
     return out, lse
 
@@ -281,9 +343,10 @@ def _finish(acc, m_i, l_i):
 @gluon.jit
 def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
               off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right, slope2,
-              qk_scale, lse_base, CID: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-              STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-              ALIBI_SPLIT: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+              qk_scale, lse_base, drop, dropout_scale, CID: gl.constexpr, BLOCK_N: gl.constexpr,
+              HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr,
+              ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr,
+              DROPOUT: gl.constexpr):
     dtype: gl.constexpr = o_desc.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -305,7 +368,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
         acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_bar, gl.to_tensor(0), lo,
                                    full_lo, full_hi, hi, offs_m, r0, seqlen_k, diag, win_left, win_right, slope2,
                                    qk_scale, m_i, l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
-                                   PINGPONG, False, ALIBI_SPLIT)
+                                   PINGPONG, False, ALIBI_SPLIT, drop, DROPOUT)
     else:
         i = 0
         for start in range(lo, hi, BLOCK_N):
@@ -317,6 +380,8 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
             qk = warpgroup_mma_wait(num_outstanding=0, deps=(qk,))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, r0, seqlen_k, diag,
                                           win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+            if DROPOUT:
+                p = _dropout(p, r0, start, drop)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
             pa = gl.convert_layout(p.to(dtype), p_layout)
             mbarrier.wait(v_ready.index(s), phase)
@@ -325,7 +390,7 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
             mbarrier.arrive(kv_empty.index(s), count=1)
             i += 1
 
-    out, lse = _finish(acc, m_i, l_i)
+    out, lse = _finish(acc, m_i, l_i, dropout_scale, DROPOUT)
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
     # This warp group's last read of its Q half has completed (every MMA was waited for): the half takes the
     # output tile. Rows past seqlen_q fall outside the descriptor's bounds, and the copy engine drops them.
@@ -364,9 +429,10 @@ def _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK_M: gl.constexpr, B
 
 @gluon.jit
 def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Slopes, stride_sb, stride_sh, seqlen_q,
-                   seqlen_k, group, diag, win_left, win_right, qk_scale, HEAD_DIM: gl.constexpr,
-                   BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr,
-                   ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr, OVERLAP: gl.constexpr, PINGPONG: gl.constexpr):
+                   seqlen_k, group, diag, win_left, win_right, qk_scale, seed, philox_offset, philox_stride,
+                   drop_thresh, dropout_scale, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                   CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr,
+                   OVERLAP: gl.constexpr, PINGPONG: gl.constexpr, DROPOUT: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.num_programs(0)
     # Causal: later query tiles carry more keys; start them first so the tail of the grid is short.
@@ -396,17 +462,19 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Sl
         mbarrier.init(kv_empty.index(st), count=CONSUMERS)
 
     lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+    # Dropout's counters index rows as lse does (ops/forward.py): this head's row 0 starts at lse_base rows.
+    drop = (seed, philox_offset + lse_base * philox_stride, philox_stride, drop_thresh)
     gl.warp_specialize([
         (_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
                      off_b, off_h, off_hk, m0, lo, hi, BLOCK_N, STAGES)),
         (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
                      off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right,
-                     slope2, qk_scale, lse_base, 0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
-                     ALIBI_SPLIT, OVERLAP, PINGPONG)),
+                     slope2, qk_scale, lse_base, drop, dropout_scale, 0, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
+                     WINDOW, ALIBI, ALIBI_SPLIT, OVERLAP, PINGPONG, DROPOUT)),
         (_consumer, (o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, turn,
                      off_b, off_h, m0, lo, full_lo, full_hi, hi, seqlen_q, seqlen_k, diag, win_left, win_right,
-                     slope2, qk_scale, lse_base, 1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
-                     ALIBI_SPLIT, OVERLAP, PINGPONG)),
+                     slope2, qk_scale, lse_base, drop, dropout_scale, 1, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
+                     WINDOW, ALIBI, ALIBI_SPLIT, OVERLAP, PINGPONG, DROPOUT)),
     ], [4, 4], [240, 240])
 
 
@@ -515,11 +583,13 @@ def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, 
 @gluon.jit
 def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem, v_smem,
                   q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale,
-                  win_left, win_right, Slopes, stride_sb, stride_sh, CID: gl.constexpr, NC: gl.constexpr,
-                  BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                  WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr):
+                  win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args, CID: gl.constexpr,
+                  NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                  CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr,
+                  DROPOUT: gl.constexpr):
     """A consumer's work for query tile ``t`` (the program's ``n``-th): its 64 rows' attention, the lse and the
-    output stored from registers; returns the updated count of K/V stages taken."""
+    output stored from registers; returns the updated count of K/V stages taken. ``dropout_args``: (seed, Philox
+    offset, counters per row, 8-bit threshold, output scale)."""
     dtype: gl.constexpr = Out.dtype.element_ty
     BLOCK: gl.constexpr = NC * ROWS
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
@@ -534,13 +604,15 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     m_i = gl.full([ROWS], float("-inf"), gl.float32, layout=row_s)
     l_i = gl.zeros([ROWS], gl.float32, layout=row_s)
     acc = gl.zeros([ROWS, HEAD_DIM], gl.float32, layout=o_layout)
+    lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+    seed, philox_offset, philox_stride, drop_thresh, dropout_scale = dropout_args
+    drop = (seed, philox_offset + lse_base * philox_stride, philox_stride, drop_thresh)
     mbarrier.wait(q_bar, n & 1)
     acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_lo,
                                full_hi, hi, offs_m, r0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i,
                                l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, False, True,
-                               ALIBI_SPLIT)
-    out, lse = _finish(acc, m_i, l_i)
-    lse_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
+                               ALIBI_SPLIT, drop, DROPOUT)
+    out, lse = _finish(acc, m_i, l_i, dropout_scale, DROPOUT)
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
     o_base = off_b.to(gl.int64) * stride_ob + off_h.to(gl.int64) * stride_oh
     o_rows = r0 + gl.arange(0, ROWS, layout=row_o)
@@ -553,11 +625,11 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
 @gluon.jit
 def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
                          STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-                         ALIBI_SPLIT: gl.constexpr, DYNAMIC: gl.constexpr):
+                         ALIBI_SPLIT: gl.constexpr, DYNAMIC: gl.constexpr, DROPOUT: gl.constexpr):
     # ``common``: the arguments every consumer shares, one tuple so the partition list names them once.
     (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
      v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag,
-     qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh) = common
+     qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args) = common
     q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
     i = gl.to_tensor(0)
     n = 0
@@ -566,8 +638,8 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
         while t < num_tiles:
             i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem,
                               v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k,
-                              diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, CID, NC, BLOCK_N,
-                              HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+                              diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args, CID,
+                              NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT, DROPOUT)
             n += 1
             t = _take_tile(n, tile_smem, tile_ready, tile_empty)
     else:
@@ -577,17 +649,19 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
                 i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh,
                                   k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads,
                                   seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb,
-                                  stride_sh, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
+                                  stride_sh, dropout_args, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
+                                  ALIBI_SPLIT, DROPOUT)
                 n += 1
 
 
 @gluon.jit
 def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb,
                               stride_lh, Sched, Slopes, stride_sb, stride_sh, batch, nheads, seqlen_q, seqlen_k,
-                              group, diag, win_left, win_right, qk_scale, HEAD_DIM: gl.constexpr,
-                              BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, NC: gl.constexpr,
-                              DYNAMIC: gl.constexpr, WINDOW: gl.constexpr = False, ALIBI: gl.constexpr = False,
-                              ALIBI_SPLIT: gl.constexpr = False):
+                              group, diag, win_left, win_right, qk_scale, seed, philox_offset, philox_stride,
+                              drop_thresh, dropout_scale, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr,
+                              STAGES: gl.constexpr, CAUSAL: gl.constexpr, NC: gl.constexpr, DYNAMIC: gl.constexpr,
+                              WINDOW: gl.constexpr = False, ALIBI: gl.constexpr = False,
+                              ALIBI_SPLIT: gl.constexpr = False, DROPOUT: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.cdiv(seqlen_q, NC * ROWS)
     num_tiles = num_m * nheads * batch
@@ -615,7 +689,8 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
     # Gluon takes the partitions' functions only inside the list, so the list is written out per consumer count.
     common = (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty,
               k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
-              seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh)
+              seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh,
+              (seed, philox_offset, philox_stride, drop_thresh, dropout_scale))
     if NC == 3:
         # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
         gl.warp_specialize([
@@ -624,11 +699,11 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
                                     group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N, STAGES, CAUSAL, WINDOW,
                                     DYNAMIC)),
             (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC)),
+                                    DYNAMIC, DROPOUT)),
             (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC)),
+                                    DYNAMIC, DROPOUT)),
             (_consumer_persistent, (common, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC)),
+                                    DYNAMIC, DROPOUT)),
         ], [4, 4, 4], [160, 160, 160])
     else:
         gl.warp_specialize([
@@ -637,9 +712,9 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
                                     group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N, STAGES, CAUSAL, WINDOW,
                                     DYNAMIC)),
             (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC)),
+                                    DYNAMIC, DROPOUT)),
             (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC)),
+                                    DYNAMIC, DROPOUT)),
         ], [4, 4], [240, 240])
 
 
@@ -649,13 +724,14 @@ def is_sm90(index: int) -> bool:
     return torch.cuda.get_device_capability(index)[0] == 9
 
 
-def covers(dtype: torch.dtype, head_dim: int, f: Features, bands: bool = False) -> bool:
+def covers(dtype: torch.dtype, head_dim: int, f: Features, bands: bool = False, dropout: bool = False) -> bool:
     """Whether a Gluon kernel computes this attention: fp16/bf16, head_dim 64/128, fixed lengths, none of softcap,
-    bias, mask, dropout or block-granular windows; token windows and ALiBi only with ``bands`` (the kernel's
-    ``WINDOW``/``ALIBI`` paths switched on). See the module docstring."""
+    bias, mask or block-granular windows; token windows and ALiBi only with ``bands`` (the kernel's
+    ``WINDOW``/``ALIBI`` paths switched on), dropout only with ``dropout`` (the forward's ``DROPOUT``). See the
+    module docstring."""
     return (dtype in (torch.float16, torch.bfloat16) and head_dim in (64, 128) and not f.varlen and f.softcap == 0
-            and f.attn_bias is None and f.attn_mask is None and f.dropout_p == 0 and f.window_block == 1
-            and (bands or not banded(f)))
+            and f.attn_bias is None and f.attn_mask is None and (dropout or f.dropout_p == 0)
+            and f.window_block == 1 and (bands or not banded(f)))
 
 
 def banded(f: Features) -> bool:
@@ -675,8 +751,8 @@ def window_sides(f: Features, seqlen_q: int, seqlen_k: int, diag: int) -> Tuple[
 
 def covers_forward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
     """Whether the forward kernel computes this attention: what ``covers`` takes (which the Gluon backward shares),
-    and token windows and ALiBi in the one-tile form (``configs.GLUON_FWD_BANDS``)."""
-    return covers(dtype, head_dim, f, configs.GLUON_FWD_BANDS)
+    token windows and ALiBi (``configs.GLUON_FWD_BANDS``), and dropout (``configs.GLUON_FWD_DROPOUT``)."""
+    return covers(dtype, head_dim, f, configs.GLUON_FWD_BANDS, configs.GLUON_FWD_DROPOUT)
 
 
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, f: Features) -> bool:
@@ -735,8 +811,9 @@ _PLANS = PlanCache()
 def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> Optional[tuple]:
     """What fixes a forward launch besides the tensors' addresses (ops/launch.py), for outputs the caller allocates
     as ``attention_forward`` does; None where this kernel does not cover the attention."""
-    # ALiBi calls are not planned (the slopes would be one more role to carry): they take the JIT launch.
-    if not covers_forward(q.dtype, q.shape[-1], f) or f.alibi_slopes is not None or not is_sm90(
+    # ALiBi calls are not planned (the slopes would be one more role to carry), nor dropout (a fresh seed and
+    # offset per call): they take the JIT launch.
+    if not covers_forward(q.dtype, q.shape[-1], f) or f.alibi_slopes is not None or f.dropout_p > 0 or not is_sm90(
             q.device.index or 0):
         return None
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
@@ -775,11 +852,12 @@ def num_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def consumers_for(head_dim: int, alibi: bool = False) -> int:
+def consumers_for(head_dim: int, f: Optional[Features] = None) -> int:
     """Consumer warp groups of the persistent form: 3 at head_dim 64, 2 at 128 (whose accumulators need the
-    registers of two) and with ALiBi (whose split form, compiled for sm_90 with three consumers of 160 registers,
-    spills 150-230 values; with two of 240, none without a causal mask)."""
-    return 3 if head_dim <= 64 and not alibi else 2
+    registers of two) and with ALiBi or dropout (compiled for sm_90 with three consumers of 160 registers, ALiBi's
+    split form spills 150-230 values and dropout's draws 82; with two of 240, none without a causal mask)."""
+    heavy = f is not None and (f.alibi_slopes is not None or f.dropout_p > 0)
+    return 3 if head_dim <= 64 and not heavy else 2
 
 
 def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
@@ -815,9 +893,13 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     slopes, slope_strides = alibi_args(f, lse)
     # A window folds the causal mask into its right side.
     bands = dict(CAUSAL=f.causal and not window, WINDOW=window, ALIBI=f.alibi_slopes is not None,
-                 ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal))
+                 ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal),
+                 DROPOUT=f.dropout_p > 0)
+    # Seed, Philox offset, counters per row, 8-bit threshold and output scale (ops/scores.py; unused without it).
+    drop = ((int(f.seed), int(f.offset), dropout_row_stride(seqlen_k), dropout_threshold(f.dropout_p),
+             1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     if persistent:
-        nc = consumers or consumers_for(head_dim, f.alibi_slopes is not None)
+        nc = consumers or consumers_for(head_dim, f)
         stages = stages or persistent_stages_for(head_dim, block_n, nc)
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
@@ -830,7 +912,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
             roles["sched"] = sched
         args = (q_desc, k_desc, v_desc, out, out.stride(0), out.stride(2), out.stride(1), lse, *lse.stride()[:2],
                 sched, slopes, *slope_strides, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, diag, left,
-                right, f.softmax_scale * LOG2E)
+                right, f.softmax_scale * LOG2E, *drop)
         kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, NC=nc, DYNAMIC=dynamic, num_warps=4,
                       **bands)
         _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
@@ -838,7 +920,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     stages = stages or stages_for(head_dim, block_n)
     grid = (cdiv(seqlen_q, BLOCK_M.value), nheads, batch)
     args = (*descriptors(q, k, v, out, block_n), lse, *lse.stride()[:2], slopes, *slope_strides, seqlen_q,
-            seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E)
+            seqlen_k, nheads // nheads_k, diag, left, right, f.softmax_scale * LOG2E, *drop)
     kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages,
                   OVERLAP=configs.GLUON_OVERLAP if overlap is None else overlap,
                   PINGPONG=configs.GLUON_PINGPONG if pingpong is None else pingpong, num_warps=4, **bands)

@@ -56,50 +56,67 @@ def user_mask(rows, cols, seqlen_q, seqlen_k, mask_base, stride_mm, stride_mn):
     return m != 0
 
 
-# Bits per draw (8 or 16) and Philox rounds per call: one Philox4x32 call gives 128 random bits, so
-# ``DROPOUT_GROUP = 128 // DROPOUT_BITS`` keys share it. A key is dropped when its draw is below the threshold
-# ``round(p * 2^bits)``, so p rounds to a multiple of 2^-bits.
-DROPOUT_BITS = tl.constexpr(16)
-DROPOUT_ROUNDS = tl.constexpr(10)
-DROPOUT_GROUP = tl.constexpr(128 // DROPOUT_BITS.value)
+# Dropout draws: 8 bits per key (a key is dropped when its draw is below ``round(p * 256)``, so p rounds to a
+# multiple of 1/256, as FlashAttention 2's 8-bit threshold does), 16 keys per Philox4x32 call of ``DROPOUT_ROUNDS``
+# rounds (Salmon et al. 2011 found Philox4x32 passing TestU01 from 7 rounds, and made 10 the default for margin).
+# The keys of a call are those one thread of a Hopper MMA accumulator holds: each 64-key span of a row takes 4
+# calls, call ``t`` feeding keys ``8 g + 2 t + e`` (g < 8, e < 2) with draw ``2 g + e``, so the Gluon forward
+# unpacks them where its scores are, in registers; the tl kernels regenerate the same pattern whatever their tiles.
+DROPOUT_ROUNDS = tl.constexpr(7)
+DROPOUT_SPAN = tl.constexpr(64)
+DROPOUT_CALLS = tl.constexpr(4)  # Philox calls per span
 
 
 def dropout_threshold(dropout_p: float) -> int:
-    """The threshold: a key is kept when its draw in ``[0, 2^DROPOUT_BITS)`` is >= it."""
-    levels = 1 << DROPOUT_BITS.value
-    return min(int(round(dropout_p * levels)), levels - 1)
+    """The 8-bit threshold: a key is kept when its draw in ``[0, 256)`` is >= it."""
+    return min(int(round(dropout_p * 256)), 255)
 
 
 def dropout_row_stride(seqlen_k: int) -> int:
-    """Philox counters per query row."""
-    return -(-seqlen_k // DROPOUT_GROUP.value)
+    """Philox counters per query row (whole 64-key spans)."""
+    return -(-seqlen_k // DROPOUT_SPAN.value) * DROPOUT_CALLS.value
 
 
 @triton.jit
 def dropout_keep(rows, col0, row_stride, seed, philox_base, drop_thresh, BLOCK_N: tl.constexpr):
     """Keep mask of the tile ``rows`` (a ``[BLOCK_M, 1]`` column) x keys ``[col0, col0 + BLOCK_N)``.
 
-    ``col0`` must be a multiple of ``DROPOUT_GROUP``. Key ``j`` of row ``i`` uses Philox counter ``philox_base +
-    i * row_stride + j // DROPOUT_GROUP`` and the ``j % DROPOUT_GROUP``-th draw of its 128 bits, so the pattern
-    depends on (row, key) only: every kernel regenerates it whatever its tile sizes.
+    ``col0`` must be a multiple of ``min(BLOCK_N, 64)``. Key ``j`` of row ``i`` uses Philox counter ``philox_base +
+    i * row_stride + 4 (j // 64) + (j % 8) // 2`` and draw ``2 ((j % 64) // 8) + j % 2`` of its 16 (see
+    ``DROPOUT_ROUNDS``), so the pattern depends on (row, key) only.
     """
     return dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N) >= drop_thresh
 
 
 @triton.jit
-def dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N: tl.constexpr):
-    """The tile's draws as int32 (see ``dropout_keep``); transposed tiles transpose these."""
+def _span_draws(rows, span0, row_stride, seed, philox_base, NSPAN: tl.constexpr):
+    """The draws of keys ``[64 span0, 64 (span0 + NSPAN))``, ``[BLOCK_M, 64 NSPAN]`` in key order."""
     block_m: tl.constexpr = rows.shape[0]
-    groups = col0 // DROPOUT_GROUP + tl.arange(0, BLOCK_N // DROPOUT_GROUP)
-    counters = philox_base + rows.to(tl.int64) * row_stride + groups[None, :]
+    calls = span0 * 4 + tl.arange(0, NSPAN * 4)  # DROPOUT_CALLS per span
+    counters = philox_base + rows.to(tl.int64) * row_stride + calls[None, :]
     r0, r1, r2, r3 = tl.randint4x(seed, counters, DROPOUT_ROUNDS)
-    # Draw d of a call: word d // (32 / bits), then its halves, then (8-bit) their bytes, low first.
-    words = tl.reshape(tl.join(tl.join(r0, r1), tl.join(r2, r3)), [block_m, BLOCK_N * DROPOUT_BITS // 32])
-    halves = tl.reshape(tl.join(words & 0xFFFF, words >> 16), [block_m, BLOCK_N * DROPOUT_BITS // 16])
-    if DROPOUT_BITS == 8:
-        return tl.reshape(tl.join(halves & 0xFF, halves >> 8), [block_m, BLOCK_N]).to(tl.int32)
+    # Draw d of a call: byte d % 2 of half (d // 2) % 2 of word d // 4, low first.
+    # join(join(r0, r2), join(r1, r3)) interleaves to r0, r1, r2, r3 (join stacks along a new last axis).
+    words = tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [block_m, NSPAN * 4, 4])
+    halves = tl.reshape(tl.join(words & 0xFFFF, words >> 16), [block_m, NSPAN * 4, 8])
+    draws = tl.reshape(tl.join(halves & 0xFF, halves >> 8), [block_m, NSPAN, 4, 8, 2])  # (span, t, g, e)
+    return tl.reshape(tl.permute(draws, (0, 1, 3, 2, 4)), [block_m, NSPAN * 64])  # key 64 span + 8 g + 2 t + e
+
+
+@triton.jit
+def dropout_draws(rows, col0, row_stride, seed, philox_base, BLOCK_N: tl.constexpr):
+    """The tile's 8-bit draws as int32 (see ``dropout_keep``); transposed tiles transpose these."""
+    block_m: tl.constexpr = rows.shape[0]
+    # Spans of 64 keys (DROPOUT_SPAN, written out: the interpreter takes no constexpr on the right of % or //).
+    if BLOCK_N >= 64:
+        d = _span_draws(rows, col0 // 64, row_stride, seed, philox_base, BLOCK_N // 64)
     else:
-        return halves.to(tl.int32)
+        # A tile narrower than a span: the span's draws, then the tile's part of them (small tiles only).
+        PARTS: tl.constexpr = 64 // BLOCK_N
+        span = tl.reshape(_span_draws(rows, col0 // 64, row_stride, seed, philox_base, 1), [block_m, PARTS, BLOCK_N])
+        part = tl.arange(0, PARTS)[None, :, None] == (col0 % 64) // BLOCK_N
+        d = tl.sum(tl.where(part, span, 0), axis=1)
+    return d.to(tl.int32)
 
 
 @triton.jit
@@ -107,8 +124,8 @@ def _dropout_mask_kernel(Keep, nheads, seqlen_q, seqlen_k, seed, philox_offset, 
                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Materialise the keep mask ``(batch, nheads, seqlen_q, seqlen_k)`` (for ``return_attn_probs`` only).
 
-    Counters of (batch b, head h, row i, key j) are ``offset + (b * nheads + h) * stride_ph + i * row_stride +
-    j // DROPOUT_GROUP`` as in the attention kernels (packed sequences pass their own head and row strides).
+    Counters of (batch b, head h, row i) start at ``offset + (b * nheads + h) * stride_ph + i * row_stride`` as in
+    the attention kernels (packed sequences pass their own head and row strides).
     """
     off_bh = tl.program_id(2).to(tl.int64) * nheads + tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]

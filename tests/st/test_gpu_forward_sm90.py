@@ -209,3 +209,27 @@ def test_persistent_forward_window_alibi(case, dtype, persistent_calls):
     assert _ran_persistent(persistent_calls)
     assert persistent_calls.call_args.args[3]["NC"] == (2 if case.alibi else forward_sm90.consumers_for(
         case.head_dim))
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["one_tile", "persistent"])
+@pytest.mark.parametrize("case,dtype", [
+    (AttnCase(2, 1000, 1537, 8, 2, 128, dropout_p=0.1), torch.bfloat16),
+    (AttnCase(2, 777, 777, 8, 8, 64, causal=True, dropout_p=0.3), torch.float16),
+    (AttnCase(1, 3000, 2000, 16, 4, 64, dropout_p=0.2), torch.bfloat16),
+    (AttnCase(2, 1500, 1500, 4, 4, 128, causal=True, window_size=(300, 0), alibi="heads", dropout_p=0.15),
+     torch.bfloat16),
+    (AttnCase(1, 63, 200, 2, 2, 128, dropout_p=0.5), torch.float16)], ids=str)
+def test_gluon_forward_dropout(case, dtype, persistent, gluon_calls):
+    """Dropout in the Gluon forward (``configs.GLUON_FWD_DROPOUT``), both forms: its draws, unpacked in the
+    accumulator's registers, must be the pattern the tl kernels regenerate (``check_api`` applies the keep mask of
+    ``return_attn_probs`` to the float64 reference, and the tl backward redraws it)."""
+    from flash_attention import flash_attn_func
+    from flash_attention.testing import check_api
+
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
+            mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
+        check_api(flash_attn_func, case, dtype, "cuda")
+    kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
+    fwd = [c for c in m.call_args_list if c.args[0] in kernels]
+    assert fwd and all(c.args[3]["DROPOUT"] for c in fwd)
+    assert all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from flash_attention import flash_attn_func, use_backend
+from flash_attention.ops.scores import dropout_threshold
 from flash_attention.testing import AttnCase, check_api, check_case
 
 B, SQ, SK, H, HK, D = 2, 45, 70, 4, 2, 32
@@ -79,31 +80,64 @@ def test_dropout_keep_rate_and_reproducibility(backend, kernel_device):
     kept = (s1 >= 0).float().mean().item()
     n = s1.numel()
     sigma = (p * (1 - p) / n) ** 0.5
-    assert abs(kept - (1 - p)) < 5 * sigma, f"keep rate {kept:.4f} vs {1 - p} (5 sigma = {5 * sigma:.4f})"
+    # The kernels' p is a multiple of 1/256 (ops/scores.py); the torch path draws with p itself.
+    expect = 1 - (dropout_threshold(p) / 256 if backend == "triton" else p)
+    assert abs(kept - expect) < 5 * sigma, f"keep rate {kept:.4f} vs {expect} (5 sigma = {5 * sigma:.4f})"
+
+
+def _philox4x32(counter: int, seed: int, rounds: int) -> list:
+    """Philox4x32 of one 64-bit counter (words 0 and 1; 2 and 3 zero) and a 64-bit key, as Triton's randint4x."""
+    m32 = 0xFFFFFFFF
+    c = [counter & m32, counter >> 32, 0, 0]
+    k0, k1 = seed & m32, seed >> 32
+    for _ in range(rounds):
+        p0, p2 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]
+        c = [(p2 >> 32) ^ c[1] ^ k0, p2 & m32, (p0 >> 32) ^ c[3] ^ k1, p0 & m32]
+        k0, k1 = (k0 + 0x9E3779B9) & m32, (k1 + 0xBB67AE85) & m32
+    return c
+
+
+def test_dropout_pattern_definition(kernel_device):
+    """The keep pattern is the one ops/scores.py defines (which the Gluon forward unpacks in registers): key j of row
+    i draws byte ``2 ((j % 64) // 8) + j % 2`` of Philox counter ``base + i * row_stride + 4 (j // 64) + (j % 8) //
+    2``, bytes taken low first from words 0-3, DROPOUT_ROUNDS rounds."""
+    from flash_attention.ops.scores import DROPOUT_ROUNDS, dropout_mask, dropout_row_stride, dropout_threshold
+
+    seed, offset, p, h, sq, sk = 2**40 + 77, 5, 0.5, 2, 5, 200
+    with use_backend("triton"):
+        keep = dropout_mask(1, h, sq, sk, seed=seed, offset=offset, dropout_p=p, device=kernel_device).cpu()
+    stride = dropout_row_stride(sk)
+    thresh = dropout_threshold(p)
+    for head in range(h):
+        for i in range(sq):
+            for j in range(0, sk, 7):
+                ctr = offset + (head * sq + i) * stride + 4 * (j // 64) + (j % 8) // 2
+                words = _philox4x32(ctr, seed, DROPOUT_ROUNDS.value)
+                d = 2 * ((j % 64) // 8) + j % 2
+                byte = (words[d // 4] >> (8 * (d % 4))) & 0xFF
+                assert bool(keep[0, head, i, j]) == (byte >= thresh), (head, i, j)
 
 
 def test_dropout_pattern_statistics(kernel_device):
-    """The kernels draw DROPOUT_GROUP keys per Philox call (DROPOUT_BITS bits each): every key position within a
-    group must keep at rate 1 - p, neighbours must be uncorrelated, and rows/heads must get distinct draws."""
-    from flash_attention.ops.scores import DROPOUT_BITS, DROPOUT_GROUP, dropout_mask, dropout_threshold
+    """Every key position within a 64-key span (16 per Philox call, 8 bits each) keeps at rate 1 - p, neighbours
+    are uncorrelated, and rows/heads get distinct draws."""
+    from flash_attention.ops.scores import dropout_mask, dropout_threshold
 
     p = 0.5
-    group = DROPOUT_GROUP.value
     with use_backend("triton"):
         keep = dropout_mask(1, 2, 96, 512, seed=1234, offset=99, dropout_p=p, device=kernel_device).cpu().float()
-    n_per_slot = keep.numel() // group
+    n_per_slot = keep.numel() // 64
     sigma = (p * (1 - p) / n_per_slot) ** 0.5
-    for slot in range(group):
-        rate = keep[..., slot::group].mean().item()
+    for slot in range(64):
+        rate = keep[..., slot::64].mean().item()
         assert abs(rate - (1 - p)) < 5 * sigma, f"slot {slot}: keep rate {rate:.4f}"
     centred = keep - keep.mean()
-    for lag in (1, 2, 4, 8, group):
+    for lag in (1, 2, 4, 8, 16, 64):
         corr = (centred[..., lag:] * centred[..., :-lag]).mean().item() / centred.var().item()
         assert abs(corr) < 5 / (keep[..., lag:].numel() ** 0.5), f"lag {lag}: correlation {corr:.4f}"
     assert not torch.equal(keep[0, 0], keep[0, 1]), "heads must differ"
     assert len({tuple(r.tolist()) for r in keep[0, 0]}) == keep.shape[2], "rows must differ"
-    assert dropout_threshold(0.1) == round(0.1 * 2 ** DROPOUT_BITS.value) and dropout_threshold(0.0) == 0
-    assert dropout_threshold(1.0) == 2 ** DROPOUT_BITS.value - 1
+    assert dropout_threshold(0.1) == 26 and dropout_threshold(0.0) == 0 and dropout_threshold(0.9999) == 255
 
 
 def test_dropout_not_applied_when_zero(kernel_device):

@@ -92,7 +92,8 @@ def test_windows_and_alibi_in_the_one_tile_form():
     with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", True):
         assert configs.forward_gluon_persistent(128, False, 8192, banded=True)
         assert not configs.forward_gluon_persistent(128, True, 8192, banded=True)
-    assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(64, alibi=True) == 2
+    assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(64, Features(0.1, alibi_slopes=slopes)) == 2
+    assert forward_sm90.consumers_for(64, Features(0.1, dropout_p=0.1)) == 2
 
 
 @pytest.mark.parametrize("head_dim,extra,spills", [
