@@ -129,7 +129,10 @@ def flash_attn_func(
         k, v: ``(batch, seqlen_k, nheads_k, headdim)``; ``nheads`` must be a multiple of ``nheads_k``
             (GQA/MQA: query head ``h`` uses kv head ``h // (nheads // nheads_k)``).
         dropout_p: dropout probability on the attention weights (Philox in-kernel, seeded from torch's
-            generator, so ``torch.manual_seed`` reproduces a run; nothing of size seqlen^2 is stored).
+            generator, so ``torch.manual_seed`` reproduces a run; nothing of size seqlen^2 is stored). The GPU
+            kernels draw 8 bits per weight, so the probability used rounds to a multiple of 1/256 (at most 255/256;
+            kept weights are scaled by ``1 / (1 - dropout_p)``), as FlashAttention 2 does; the CPU path uses
+            ``dropout_p`` as given.
         softmax_scale: defaults to ``1 / sqrt(headdim)``.
         causal: query ``i`` sees key ``j`` iff ``j <= i + seqlen_k - seqlen_q`` (bottom-right aligned).
         window_size: ``(left, right)``: query ``i`` sees keys ``i + d - left .. i + d + right`` with

@@ -27,10 +27,11 @@ head_dim 128 take the one-tile form from 4K keys, and head_dim 64 takes its tile
 list's order (``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware
 does. ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
 
-Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/bias/mask/dropout/varlen/block windows; causal
-with any diagonal; GQA; token windows (either side bounded, causal folded into the right side: ``WINDOW``, whose
-band's first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``),
-both in the one-tile form only; any sequence lengths (a tile past the end of the keys is zero-filled by the copy
+Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/bias/mask/varlen/block windows; causal with
+any diagonal; GQA; token windows (either side bounded, causal folded into the right side: ``WINDOW``, whose band's
+first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``), in the
+one-tile form, and in the persistent form with ``configs.GLUON_PERSISTENT_BANDS``; dropout (``DROPOUT``: the Philox
+draws of ops/scores.py, unpacked in the accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is zero-filled by the copy
 engine and masked; output rows past the end of the queries are clipped by the TMA store). The Gluon backward
 (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with ``configs.GLUON_BWD_BANDS``). Everything
 else, and every non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this
