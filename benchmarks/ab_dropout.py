@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--head-dims", default="128,64")
     args = ap.parse_args()
     rows = []
+    default = configs.GLUON_FWD_DROPOUT
     for d in map(int, args.head_dims.split(",")):
         for causal in (False, True):
             base = dict(b=2, h=2048 // d, hk=2048 // d, s=8192, d=d, causal=causal)
@@ -30,7 +31,7 @@ def main() -> None:
             for on in (True, False, True):  # the Gluon forward twice, around the tl one, to show the spread
                 configs.GLUON_FWD_DROPOUT = on
                 group.append(dict(run_case("dropout", dropout_p=args.p, **base), gluon_dropout=int(on)))
-            configs.GLUON_FWD_DROPOUT = True
+            configs.GLUON_FWD_DROPOUT = default
             for r in group:
                 r.update(rounds=scores.DROPOUT_ROUNDS.value, fwd_slowdown=r["fwd_ms"] / plain["fwd_ms"] - 1,
                          bwd_slowdown=r["bwd_ms"] / plain["bwd_ms"] - 1)

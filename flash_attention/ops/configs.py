@@ -104,8 +104,8 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
 # +28% -> +16%, causal +54% -> +16%.
 GLUON_FWD_BANDS = True
 # Dropout in the Gluon forward (True), its Philox draws unpacked in the accumulator's registers (ops/scores.py), or
-# left to the tl forward (False).
-GLUON_FWD_DROPOUT = True
+# left to the tl forward (False; until measured on the GPU).
+GLUON_FWD_DROPOUT = False
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
 GLUON_ALIBI_SPLIT: bool | None = None

@@ -227,6 +227,7 @@ def test_gluon_forward_dropout(case, dtype, persistent, gluon_calls):
     from flash_attention.testing import check_api
 
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
+            mock.patch.object(configs, "GLUON_FWD_DROPOUT", True), \
             mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
         check_api(flash_attn_func, case, dtype, "cuda")
     kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)

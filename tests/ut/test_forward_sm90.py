@@ -217,3 +217,25 @@ def test_alibi_split_policy():
     assert all(configs.gluon_alibi_split(d, c) for d in (64, 128) for c in (False, True))
     with mock.patch.object(configs, "GLUON_ALIBI_SPLIT", False):
         assert not configs.gluon_alibi_split(128, False)
+
+
+def test_dropout_coverage_follows_its_switch():
+    f = Features(0.1, dropout_p=0.1, seed=5, offset=7)
+    assert not forward_sm90.covers(torch.bfloat16, 128, f)  # the Gluon backward's: no dropout there
+    with mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
+        assert forward_sm90.covers_forward(torch.bfloat16, 128, f)
+        q = torch.randn(1, 256, 4, 128, dtype=torch.bfloat16)
+        assert forward_sm90.plan_key(q, q, q, f) is None  # a fresh seed per call: never a recorded launch
+    with mock.patch.object(configs, "GLUON_FWD_DROPOUT", False):
+        assert not forward_sm90.covers_forward(torch.bfloat16, 128, f)
+
+
+@pytest.mark.parametrize("head_dim,extra", [(128, ("--causal", "0")), (128, ("--causal", "1", "--set",
+                                                                                "FWD_GLUON_PERSISTENT=0")),
+                                            (64, ("--causal", "0")), (64, ("--causal", "1"))])
+def test_dropout_compiles_for_sm90(head_dim, extra):
+    """Dropout in the Gluon forward: the draws unpacked in registers (within shared memory, no spills with two
+    consumers at head_dim 64, ``consumers_for``)."""
+    r = _inspect("--d", str(head_dim), "--dropout", "0.1", "--set", "GLUON_FWD_DROPOUT=1", *extra)
+    assert r["ldl"] <= 4 and r["stl"] <= 4, r
+    assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
