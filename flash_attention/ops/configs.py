@@ -104,8 +104,10 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
 # +28% -> +16%, causal +54% -> +16%.
 GLUON_FWD_BANDS = True
 # Dropout in the Gluon forward (True), its Philox draws unpacked in the accumulator's registers (ops/scores.py), or
-# left to the tl forward (False; until measured on the GPU).
-GLUON_FWD_DROPOUT = False
+# left to the tl forward (False). H200, bf16, B2 H16 S8K head_dim 128, p = 0.1, same process
+# (results/sweeps/h200-2026-12-03d-dropout-ab-bf16.log): forward +39-40% over plain against +67% with the tl forward,
+# causal +41-43% against +72%; head_dim 64 (H32) level (+70-72% both).
+GLUON_FWD_DROPOUT = True
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
 GLUON_ALIBI_SPLIT: bool | None = None
@@ -126,9 +128,22 @@ def gluon_alibi_split(head_dim: int, causal: bool) -> bool:
 # The persistent form of the Gluon forward (one program per SM walking a list of query tiles, ops/forward_sm90.py):
 # None = where it measured faster (forward_gluon_persistent below), True/False force it on/off.
 FWD_GLUON_PERSISTENT: bool | None = None
-# Token windows and ALiBi in the persistent form too (True: where plain calls of the same mask take it), or in the
-# one-tile form only (False).
-GLUON_PERSISTENT_BANDS = False
+# Token windows in the persistent form where it measured faster (None: gluon_persistent_bands below), everywhere
+# plain calls of the same mask take it (True), or never (False); ALiBi and windows otherwise run the one-tile form.
+GLUON_PERSISTENT_BANDS: bool | None = None
+
+
+def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
+    """Whether a window or ALiBi takes the persistent form. H200, bf16, 8K keys, 16K tokens, same process, TFLOPS
+    persistent / one tile (results/sweeps/h200-2026-12-03d-persistent-bands-ab-bf16.csv, two runs each): only a
+    head_dim-64 window without a causal mask gains (2K each side: 486-490 / 451-454, three consumers); head_dim 128
+    ALiBi 522-527 / 551-558, causal 524-527 / 517-523, causal 2K 404-413 / 424-425; 2K windows 599-604 / 642-652,
+    causal 532-536 / 571-573, causal 16K with 4K 548-558 / 613-631; head_dim 64 ALiBi 367-369 / 369-372, causal
+    382-385 / 384-386, causal window 376-377 / 383-391. The one-tile form's hardware scheduling keeps neighbouring
+    tiles (hence K/V in L2) together; banded tiles gain less from the persistent overlap than they lose there."""
+    if GLUON_PERSISTENT_BANDS is not None:
+        return GLUON_PERSISTENT_BANDS
+    return head_dim <= 64 and not causal and not alibi
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
@@ -136,7 +151,8 @@ GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 GLUON_DYNAMIC_SCHEDULE: bool | None = None
 
 
-def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, banded: bool = False) -> bool:
+def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, banded: bool = False,
+                             alibi: bool = False) -> bool:
     """Whether the Gluon forward runs in its persistent form. H200, bf16, same process, against the one-tile form
     (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv, TFLOPS persistent / one tile per program): without
     a mask ahead, head_dim 128 1K 522 / 497-503, 2K 574-578 / 559-598, 4K 603 / 592, 16K 625 / 586, head_dim 64
@@ -148,7 +164,7 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     the dynamic schedule, which keeps the programs on few heads as the hardware does: 16K 466 against 448 one-tile."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
-    if banded and not GLUON_PERSISTENT_BANDS:
+    if banded and not gluon_persistent_bands(head_dim, causal, alibi):
         return False
     if not causal or head_dim <= 64:
         return True

@@ -30,9 +30,10 @@ does. ``tile_per_program`` (the persistent kernel with one program per tile) rem
 Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/bias/mask/varlen/block windows; causal with
 any diagonal; GQA; token windows (either side bounded, causal folded into the right side: ``WINDOW``, whose band's
 first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``), in the
-one-tile form, and in the persistent form with ``configs.GLUON_PERSISTENT_BANDS``; dropout (``DROPOUT``: the Philox
-draws of ops/scores.py, unpacked in the accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is zero-filled by the copy
-engine and masked; output rows past the end of the queries are clipped by the TMA store). The Gluon backward
+one-tile form (the persistent form takes them where ``configs.gluon_persistent_bands`` measured it faster: a
+head_dim-64 window without a causal mask); dropout (``DROPOUT``: the Philox draws of ops/scores.py, unpacked in the
+accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is
+zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store). The Gluon backward
 (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with ``configs.GLUON_BWD_BANDS``). Everything
 else, and every non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this
 kernel is tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
@@ -821,7 +822,8 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
             tuple(f.window_size), configs.GLUON_FWD_BANDS, configs.GLUON_ALIBI_SPLIT,
             configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
-            configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
+            configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_PERSISTENT_BANDS,
+            configs.GLUON_FWD_DROPOUT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
             configs.GLUON_DYNAMIC_SCHEDULE, configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
 
 
@@ -884,7 +886,8 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     block_n = block_n or configs.GLUON_BLOCK_N
     if persistent is None:
-        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal, seqlen_k, banded(f))
+        persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal, seqlen_k, banded(f),
+                                                                          f.alibi_slopes is not None)
     elif tile_per_program and not persistent:
         raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
     roles = None if plan_key is None else _roles(q, k, v, out, lse)

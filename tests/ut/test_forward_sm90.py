@@ -86,11 +86,16 @@ def test_windows_and_alibi_in_the_one_tile_form():
     assert not forward_sm90.covers_forward(torch.float16, 128, Features(0.1, alibi_slopes=slopes, softcap=5.0))
     with mock.patch.object(configs, "GLUON_FWD_BANDS", False):
         assert not forward_sm90.covers_forward(torch.bfloat16, 128, Features(0.1, True, window_size=(64, 0)))
-    # The persistent form takes them only with configs.GLUON_PERSISTENT_BANDS (then where plain calls take it).
+    # The persistent form takes a head_dim-64 window without a causal mask (measured), the rest stays one-tile;
+    # configs.GLUON_PERSISTENT_BANDS forces it (then where plain calls take it).
+    assert configs.forward_gluon_persistent(64, False, 8192, banded=True)
+    assert not configs.forward_gluon_persistent(64, False, 8192, banded=True, alibi=True)
+    assert not configs.forward_gluon_persistent(64, True, 8192, banded=True)
+    assert not configs.forward_gluon_persistent(128, False, 8192, banded=True)
     with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", False):
-        assert not configs.forward_gluon_persistent(128, False, 8192, banded=True)
+        assert not configs.forward_gluon_persistent(64, False, 8192, banded=True)
     with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", True):
-        assert configs.forward_gluon_persistent(128, False, 8192, banded=True)
+        assert configs.forward_gluon_persistent(128, False, 8192, banded=True, alibi=True)
         assert not configs.forward_gluon_persistent(128, True, 8192, banded=True)
     assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(64, Features(0.1, alibi_slopes=slopes)) == 2
     assert forward_sm90.consumers_for(64, Features(0.1, dropout_p=0.1)) == 2
