@@ -554,10 +554,11 @@ def _load_tile(t, i, n, q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q
 
 
 @gluon.jit
-def _producer_persistent(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
-                         Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag,
-                         win_left, win_right, NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-                         CAUSAL: gl.constexpr, WINDOW: gl.constexpr, DYNAMIC: gl.constexpr):
+def _producer_persistent(loads, NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                         WINDOW: gl.constexpr, DYNAMIC: gl.constexpr):
+    # ``loads``: the producer's arguments in one tuple, so the partition lists name them once.
+    (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, Sched, tile_smem,
+     tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, win_left, win_right) = loads
     i = 0
     n = 0
     if DYNAMIC:
@@ -693,13 +694,12 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
               k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
               seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh,
               (seed, philox_offset, philox_stride, drop_thresh, dropout_scale))
+    loads = (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, Sched, tile_smem,
+             tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, win_left, win_right)
     if NC == 3:
         # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
         gl.warp_specialize([
-            (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
-                                    kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
-                                    group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N, STAGES, CAUSAL, WINDOW,
-                                    DYNAMIC)),
+            (_producer_persistent, (loads, NC, BLOCK_N, STAGES, CAUSAL, WINDOW, DYNAMIC)),
             (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
                                     DYNAMIC, DROPOUT)),
             (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
@@ -709,10 +709,7 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
         ], [4, 4, 4], [160, 160, 160])
     else:
         gl.warp_specialize([
-            (_producer_persistent, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
-                                    kv_empty, Sched, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
-                                    group, seqlen_k, diag, win_left, win_right, NC, BLOCK_N, STAGES, CAUSAL, WINDOW,
-                                    DYNAMIC)),
+            (_producer_persistent, (loads, NC, BLOCK_N, STAGES, CAUSAL, WINDOW, DYNAMIC)),
             (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
                                     DYNAMIC, DROPOUT)),
             (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
