@@ -139,11 +139,13 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
     head_dim-64 window without a causal mask gains (2K each side: 486-490 / 451-454, three consumers); head_dim 128
     ALiBi 522-527 / 551-558, causal 524-527 / 517-523, causal 2K 404-413 / 424-425; 2K windows 599-604 / 642-652,
     causal 532-536 / 571-573, causal 16K with 4K 548-558 / 613-631; head_dim 64 ALiBi 367-369 / 369-372, causal
-    382-385 / 384-386, causal window 376-377 / 383-391. The one-tile form's hardware scheduling keeps neighbouring
-    tiles (hence K/V in L2) together; banded tiles gain less from the persistent overlap than they lose there."""
+    382-385 / 384-386, causal window 376-377 / 383-391. ALiBi spills in the persistent form at head_dim 128; why
+    windows lose there is not known (benchmarks/NOTES.md entry 44)."""
     if GLUON_PERSISTENT_BANDS is not None:
         return GLUON_PERSISTENT_BANDS
     return head_dim <= 64 and not causal and not alibi
+
+
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
