@@ -33,9 +33,10 @@ first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the 
 one-tile form (the persistent form takes them where ``configs.gluon_persistent_bands`` measured it faster: a
 head_dim-64 window without a causal mask); dropout (``DROPOUT``: the Philox draws of ops/scores.py, unpacked in the
 accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is
-zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store). The Gluon backward
-(ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with ``configs.GLUON_BWD_BANDS``). Everything
-else, and every non-Hopper device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this
+zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store).
+The Gluon backward (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with
+``configs.GLUON_BWD_BANDS``; no dropout). Everything else, and every non-Hopper device, keeps the ``tl`` kernels of
+ops/forward.py. Gluon has no interpreter, so this
 kernel is tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
 """
 
@@ -96,13 +97,16 @@ def _philox(seed, counters, ROUNDS: gl.constexpr):
     c1 = (counters >> 32).to(gl.uint32)
     c2 = c0 * 0
     c3 = c0 * 0
+    # The round multipliers as uint32 tensors (umulhi takes no Python int above 2^31).
+    mul_a = gl.full(c0.shape, 0xD2511F53, gl.uint32, c0.type.layout)
+    mul_b = gl.full(c0.shape, 0xCD9E8D57, gl.uint32, c0.type.layout)
     for _ in gl.static_range(ROUNDS):
         _c0 = c0
         _c2 = c2
-        c0 = gl.umulhi(_c2, gl.full(_c2.shape, 0xCD9E8D57, gl.uint32, _c2.type.layout)) ^ c1 ^ k0
-        c2 = gl.umulhi(_c0, gl.full(_c0.shape, 0xD2511F53, gl.uint32, _c0.type.layout)) ^ c3 ^ k1
-        c1 = _c2 * gl.full(_c2.shape, 0xCD9E8D57, gl.uint32, _c2.type.layout)
-        c3 = _c0 * gl.full(_c0.shape, 0xD2511F53, gl.uint32, _c0.type.layout)
+        c0 = gl.umulhi(_c2, mul_b) ^ c1 ^ k0
+        c2 = gl.umulhi(_c0, mul_a) ^ c3 ^ k1
+        c1 = _c2 * mul_b
+        c3 = _c0 * mul_a
         k0 = k0 + 0x9E3779B9
         k1 = k1 + 0xBB67AE85
     return c0, c1, c2, c3
@@ -694,8 +698,8 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
               k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
               seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh,
               (seed, philox_offset, philox_stride, drop_thresh, dropout_scale))
-    loads = (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, Sched, tile_smem,
-             tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, win_left, win_right)
+    loads = (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, Sched,
+             tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, win_left, win_right)
     if NC == 3:
         # 16 warps share the register file: 24 for the producer leaves 160 for each consumer thread.
         gl.warp_specialize([

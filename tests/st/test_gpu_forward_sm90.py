@@ -67,8 +67,9 @@ def test_gluon_declines_other_features(gluon_calls):
 @pytest.mark.parametrize("case,dtype", [(c, torch.bfloat16) for c in BAND_CASES]
                          + [(c, torch.float16) for c in BAND_CASES[::4]], ids=str)
 def test_gluon_forward_window_alibi(case, dtype, gluon_calls):
-    """Token windows (either side bounded, with or without causal) and ALiBi in the one-tile form, at ragged
-    lengths, both diagonals and GQA; the tl backward takes the forward's lse."""
+    """Token windows (either side bounded, with or without causal) and ALiBi in the form the policy picks (one tile,
+    persistent for a head_dim-64 window without a causal mask), at ragged lengths, both diagonals and GQA; the tl
+    backward takes the forward's lse."""
     check_case(case, dtype, "cuda", backward=True)
     assert gluon_calls.call_count >= 1
 

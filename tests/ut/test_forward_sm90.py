@@ -77,7 +77,7 @@ def test_dynamic_schedule_policy():
         assert not configs.forward_gluon_dynamic(64, True)
 
 
-def test_windows_and_alibi_in_the_one_tile_form():
+def test_windows_and_alibi_forms():
     slopes = torch.rand(4)
     assert forward_sm90.covers_forward(torch.bfloat16, 128, Features(0.1, True, window_size=(64, 0)))
     assert forward_sm90.covers_forward(torch.float16, 64, Features(0.1, alibi_slopes=slopes))
@@ -97,7 +97,8 @@ def test_windows_and_alibi_in_the_one_tile_form():
     with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", True):
         assert configs.forward_gluon_persistent(128, False, 8192, banded=True, alibi=True)
         assert not configs.forward_gluon_persistent(128, True, 8192, banded=True)
-    assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(64, Features(0.1, alibi_slopes=slopes)) == 2
+    assert forward_sm90.consumers_for(64) == 3
+    assert forward_sm90.consumers_for(64, Features(0.1, alibi_slopes=slopes)) == 2
     assert forward_sm90.consumers_for(64, Features(0.1, dropout_p=0.1)) == 2
 
 
