@@ -690,7 +690,7 @@ def attention_backward(
         q, k, v, dout, dk, dv, f)
     if gluon_dkdv:
         fuse = dq_mode == "tma" or (dq_mode is None and configs.backward_gluon_dq(
-            head_dim, f.causal, seqlen_k, backward_sm90.banded(f)))
+            head_dim, f.causal, seqlen_k, backward_sm90.banded(f), f.dropout_p > 0))
         mode = "tma" if fuse else "split"
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions

@@ -1,6 +1,6 @@
 """Hopper (sm_90) backward in Gluon, the counterpart of ops/forward_sm90.py: the default backward on Hopper for what
-it covers (plain/causal attention, GQA, fp16/bf16, head_dim 64/128) from 1K keys, 2K at head_dim 64 without a mask
-(``configs.backward_gluon``).
+it covers (plain/causal attention, GQA, token windows, ALiBi and dropout, fp16/bf16, head_dim 64/128) from 1K keys,
+2K at head_dim 64 without a mask (``configs.backward_gluon``).
 
 One program owns 128 key rows of one KV head and sums dK/dV over the query heads of its GQA group:
 
@@ -21,6 +21,12 @@ One program owns 128 key rows of one KV head and sums dK/dV over the query heads
   clipped by the copy engine).
 
 Rows past seqlen_q read lse2 = +inf (so P = 0) and dO = 0; rows that saw no key have lse2 = +inf as well.
+
+Dropout (``DROPOUT``) regenerates the forward's pattern (ops/scores.py). Its draws are laid out for the forward's
+queries x keys accumulator, so each consumer draws its next tile's Philox words query-major while its current
+tile's last products run, leaves them in shared memory, and reads the bytes back transposed (``draws_t_layout``)
+when the tile starts; the mask goes into dP^T's starting values (``DROPPED`` where dropped), so nothing of it is
+held in registers while the products run.
 """
 
 from __future__ import annotations
@@ -40,16 +46,19 @@ from ..features import Features
 from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
-from .forward_sm90 import (LOG2E, alibi_slope2, banded, bhsd_descriptors, covers, is_sm90, mma_layout, ring_stages,
-                           smem_layout, window_sides)
+from .forward_sm90 import (LOG2E, alibi_slope2, banded, bhsd_descriptors, covers, dropout_words, is_sm90, mma_layout,
+                           ring_stages, select_kept, smem_layout, window_sides)
 from .launch import Plan, launch
-from .scores import alibi_args
+from .scores import alibi_args, dropout_row_stride, dropout_threshold
 
 # Key rows per consumer warp group (one wgmma M=64 each), consumers, key rows per program, query rows per stage.
 ROWS = gl.constexpr(64)
 CONSUMERS = gl.constexpr(2)
 BLOCK_N = gl.constexpr(128)
 BLOCK_M = gl.constexpr(64)
+# dP^T's starting value for dropped entries with dropout, and the bound that tells them apart afterwards.
+DROPPED = gl.constexpr(1e30)
+DROPPED_BOUND = gl.constexpr(1e29)
 
 
 @builtin
@@ -105,13 +114,85 @@ def _dq_reduce(dq, dq_desc, dq_tile, off_b, off_h, start, col):
     _tma_reduce_add(dq_desc, [off_b, off_h, start, col], dq_tile)
 
 
+@gluon.constexpr_function
+def draws_layout():
+    # One consumer's draws of a query tile, as uint32 [64 queries, 16 words]: word x of Philox call c (keys
+    # 64 s + 8 g + 2 c + e, draw 2 g + e = byte 4 x + (draw % 4)) at word 16 q + 4 c + (x ^ ((q >> 1) & 3)).
+    # Bases: the (query, word) of each bit of the word offset; the XOR is explained at draws_t_layout.
+    return gl.SharedLinearLayout(offset_bases=[[0, 1], [0, 2], [0, 4], [0, 8], [1, 0], [2, 1], [4, 2], [8, 0],
+                                               [16, 0], [32, 0]])
+
+
+@gluon.constexpr_function
+def draws_t_layout():
+    # The same bytes as [64 keys, 64 queries]: key k's draw (byte 2 (k >> 3) + (k & 1) of call (k >> 1) & 3) of
+    # query q. A thread of the keys x queries accumulator (keys 16 w + g (+8), queries 8 j + 2 t + e) reads one
+    # byte of a word per element; without the XOR of (q >> 1) & 3 into the word the lanes' t would meet in one
+    # bank. Bases: the (key, query) of each bit of the byte offset.
+    return gl.SharedLinearLayout(offset_bases=[[1, 0], [8, 0], [16, 0], [32, 0], [2, 0], [4, 0], [0, 1], [16, 2],
+                                               [32, 4], [0, 8], [0, 16], [0, 32]])
+
+
+@gluon.jit
+def _store_draws(draws_smem, start, key0, drop):
+    """Draw the dropout pattern of query tile ``start`` x this consumer's 64 keys from ``key0`` and leave its raw
+    Philox words in ``draws_smem``. Drawn query-major, as the forward draws it (each Philox call's 16 draws land
+    in one thread, and its four words go out as one 16-byte store); ``_load_draws`` reads the bytes back transposed,
+    as the keys x queries tile here has them (a thread of which holds 2 keys of 16 queries, whose draws would take
+    16 calls). Waits for the last read of the buffer first."""
+    r0, r1, r2, r3 = dropout_words(start, key0, ROWS, drop)
+    # join stacks along a new last axis: this interleaves to r0, r1, r2, r3, word x of each call at 4 c + x.
+    words = gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [BLOCK_M, 16])
+    gl.thread_barrier()
+    draws_smem.store(words)
+
+
+@gluon.jit
+def _load_draws(draws_smem):
+    """The draws of ``_store_draws``' tile (as uint32) in the keys x queries accumulator layout."""
+    gl.thread_barrier()
+    draws = draws_smem._reinterpret(gl.uint8, [ROWS, BLOCK_M], draws_t_layout()).load(mma_layout(BLOCK_M))
+    return draws.to(gl.uint32)
+
+
+@gluon.jit
+def _dropout_grads(pt, dpt, dropout_scale, delta):
+    """``(dS^T, P^T kept)`` from P^T and dP^T (which started from -delta (1 - p) where kept, DROPPED where dropped):
+    kept entries ``P^T (dP^T / (1 - p) - delta)`` and ``P^T``, dropped ones ``-P^T delta`` and 0. In PTX for the
+    reason ``select_kept`` gives (one compare, two selects per element)."""
+    scale = gl.full(pt.shape, dropout_scale, gl.float32, pt.type.layout)
+    minus_delta = gl.zeros_like(pt) - delta[None, :]
+    # 0f6FA18F08 is DROPPED_BOUND (1e29).
+    ds, pk = gl.inline_asm_elementwise(
+        "{ .reg .pred p; .reg .f32 t; setp.lt.f32 p, $2, 0f6FA18F08; mul.f32 t, $2, $4; selp.f32 t, t, $5, p;"
+        " mul.f32 $0, $3, t; selp.f32 $1, $3, 0f00000000, p; }", "=r,=r,r,r,r,r",
+        [dpt.to(gl.uint32, bitcast=True), pt.to(gl.uint32, bitcast=True), scale.to(gl.uint32, bitcast=True),
+         minus_delta.to(gl.uint32, bitcast=True)], dtype=(gl.uint32, gl.uint32), is_pure=True, pack=1)
+    return ds.to(gl.float32, bitcast=True), pk.to(gl.float32, bitcast=True)
+
+
+@gluon.jit
+def _next_keep(keep_smem, start, lo, hi, key0, drop, head_step):
+    """``_store_draws`` for this consumer's next query tile: the next one of this head, else the first (``lo``) of
+    the next head, whose counters start ``head_step`` further on."""
+    nxt = start + BLOCK_M
+    wrap = (nxt >= hi).to(gl.int32)
+    seed, philox_base, philox_stride, drop_thresh = drop
+    _store_draws(keep_smem, nxt + wrap * (lo - nxt), key0,
+                (seed, philox_base + wrap.to(gl.int64) * head_step, philox_stride, drop_thresh))
+
+
 @gluon.jit
 def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready,
               Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b,
-              off_h, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr,
-              FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
+              off_h, keep_smem, lo, hi, drop, head_step, dropout_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
+              STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
+              ALIBI: gl.constexpr, DROPOUT: gl.constexpr):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
-    ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator."""
+    ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
+    mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
+    the end), and dS^T = P^T (Z dP^T / (1 - p) - delta). ``keep_smem`` holds this tile's mask, drawn during the
+    previous tile's last products; the next tile's is drawn during this one's."""
     dtype: gl.constexpr = q_smem.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_M)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -126,19 +207,33 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     m_ok = offs_m < seqlen_q
     # Rows past seqlen_q: lse2 = +inf makes P = 0 there (and dO reads as zeros).
     lse2 = gl.load(Lse2 + row_base + offs_m, mask=m_ok, other=float("inf"))
-    delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
     # Registers decide the shape of this loop (at head_dim 128, dK and dV alone hold 128 per thread, and each
     # 64-wide column vector 16 more): the products start from -lse2 / qk_scale and -delta instead of zero, so
     # S^T * qk_scale - lse2 and dP^T - delta come out of the tensor cores and neither vector stays live while
     # they run; dS^T is formed before P^T is converted for dV's product, so P^T's operand copy and the float32
     # P^T and dP^T tiles are never live at once.
-    st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
-    dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
-    mbarrier.wait(ready.index(s), (i // STAGES) & 1)
-    qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
-    dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
-    st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
-    dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
+    if DROPOUT:
+        st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        mbarrier.wait(ready.index(s), (i // STAGES) & 1)
+        qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+        dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+        st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
+        # The mask goes into dP^T's starting values, so nothing of it stays live while the products run: kept
+        # entries need dP^T / (1 - p) - delta and start from -delta (1 - p); dropped ones start from DROPPED,
+        # which no product moves (its float32 step is far above any |dP|), and take -delta below.
+        delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+        kept_start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (delta * (1 / dropout_scale))[None, :]
+        dpt = select_kept(_load_draws(keep_smem), drop[3], kept_start, gl.full_like(kept_start, DROPPED))
+        dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
+    else:
+        delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+        st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
+        mbarrier.wait(ready.index(s), (i // STAGES) & 1)
+        qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+        dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+        st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
+        dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
     if ALIBI:
         # ALiBi's -slope * |m + diag - n| (log2 units), as the forward added it before its lse.
@@ -161,8 +256,16 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         else:
             pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
     dpt = warpgroup_mma_wait(num_outstanding=0, deps=(dpt,))
-    dst = (pt * dpt).to(dtype)
-    pa = gl.convert_layout(pt.to(dtype), a_layout)
+    if DROPOUT:
+        # Kept: P^T (dP^T / (1 - p) - delta); dropped: P^T (-delta), with delta read again (cached) rather than
+        # held through the products.
+        delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+        ds, pk = _dropout_grads(pt, dpt, dropout_scale, delta)
+        dst = ds.to(dtype)
+        pa = gl.convert_layout(pk.to(dtype), a_layout)
+    else:
+        dst = (pt * dpt).to(dtype)
+        pa = gl.convert_layout(pt.to(dtype), a_layout)
     dv = warpgroup_mma(pa, dot, dv, is_async=True)
     if FUSE_DQ:
         # dS^T goes to shared memory, where it is dK's A operand and (transposed, beside the other
@@ -177,10 +280,14 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         if SPLIT_COLS:
             mbarrier.wait(ds_ready.index(slot), (i // 2) & 1)
             dq = _dq_products(ds_all, k_smem, CID, HEAD_DIM, DQ_COLS, SPLIT_COLS)
+            if DROPOUT:
+                _next_keep(keep_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
             dv, dk, pa, dq = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dq))
             mbarrier.arrive(empty.index(s), count=1)
             _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, CID * DQ_COLS)
         else:
+            if DROPOUT:
+                _next_keep(keep_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
             dv, dk, pa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa))
             mbarrier.arrive(empty.index(s), count=1)
             if i % 2 == CID:
@@ -191,6 +298,8 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     else:
         dsa = gl.convert_layout(dst, a_layout)
         dk = warpgroup_mma(dsa, qt, dk, is_async=True)
+        if DROPOUT:
+            _next_keep(keep_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
         dv, dk, pa, dsa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dsa))
         mbarrier.arrive(empty.index(s), count=1)
     return dk, dv
@@ -198,10 +307,11 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
 
 @gluon.jit
 def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
-                  ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo, full_hi, hi,
-                  seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale, sm_scale,
-                  CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                  FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
+                  ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo,
+                  full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale,
+                  sm_scale, dropout_args, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                  CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+                  DROPOUT: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -212,36 +322,47 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
     k = k_tile.reshape([ROWS, HEAD_DIM])
     v = v_tile.reshape([ROWS, HEAD_DIM])
 
+    seed, philox_offset, philox_stride, drop_thresh, dropout_scale = dropout_args
+    # Counters of the next head start this far on (the heads' lse rows and these share strides).
+    head_step = stride_lh * philox_stride
+    keep_smem = keep_all[0]
+    if DROPOUT:
+        # The first tile's mask; each tile draws the next one's while its last products run.
+        keep_smem = keep_all[CID]
+        head0 = off_b.to(gl.int64) * stride_lb + (off_hk * group).to(gl.int64) * stride_lh
+        _store_draws(keep_smem, lo, key0, (seed, philox_offset + head0 * philox_stride, philox_stride, drop_thresh))
     mbarrier.wait(kv_bar, 0)
     i = 0
     for g in range(0, group):
         off_h = off_hk * group + g
         row_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
         slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
+        # This head's Philox counters start where the forward's did (its lse rows and these share strides).
+        drop = (seed, philox_offset + row_base * philox_stride, philox_stride, drop_thresh)
         mask_end = lo
         if CAUSAL or WINDOW:
             # The first tiles (those starting before full_lo) need the mask; they get their own loop so the mask's
             # registers are not held through the long unmasked one.
             mask_end = lo + (full_lo - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M
             for start in range(lo, gl.minimum(mask_end, hi), BLOCK_M):
-                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                                   ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
-                                   win_right, slope2, qk_scale, sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True,
-                                   FUSE_DQ, WINDOW, ALIBI)
+                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
+                                   empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
+                                   slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
+                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT)
                 i += 1
         for start in range(mask_end, full_hi, BLOCK_M):
-            dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                               ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
-                               win_right, slope2, qk_scale, sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, False,
-                               FUSE_DQ, WINDOW, ALIBI)
+            dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
+                               empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
+                               slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
+                               dropout_scale, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI, DROPOUT)
             i += 1
         if WINDOW:
             # The last tiles, past the band's left edge for some of these keys.
             for start in range(gl.maximum(full_hi, mask_end), hi, BLOCK_M):
-                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                                   ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
-                                   win_right, slope2, qk_scale, sm_scale, off_b, off_h, CID, HEAD_DIM, STAGES, True,
-                                   FUSE_DQ, WINDOW, ALIBI)
+                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
+                                   empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
+                                   slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
+                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT)
                 i += 1
 
     if FUSE_DQ:
@@ -251,6 +372,8 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
         mbarrier.wait(done, 0)
     # This warp group's K and V halves are read for the last time: they take its dK and dV tiles.
     k.store((dk * sm_scale).to(dtype))
+    if DROPOUT:
+        dv = dv * dropout_scale  # the kept probabilities' 1 / (1 - p), once per tile of dV
     v.store(dv.to(dtype))
     fence_async_shared()
     tma.async_copy_shared_to_global(dk_desc, [off_b, off_hk, n0 + CID * ROWS, 0], k_tile)
@@ -261,8 +384,9 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
 @gluon.jit
 def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb,
                         stride_lh, Slopes, stride_sb, stride_sh, seqlen_q, group, diag, win_left, win_right, qk_scale,
-                        sm_scale, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                        FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr):
+                        sm_scale, seed, philox_offset, philox_stride, drop_thresh, dropout_scale,
+                        HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
+                        WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -317,17 +441,26 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
         ds_ready = kv_bar
         done = kv_bar
 
+    dropout_args = (seed, philox_offset, philox_stride, drop_thresh, dropout_scale)
+    if DROPOUT:
+        # Each consumer's Philox draws of its next tile (draws_layout).
+        keep_all = (gl.allocate_shared_memory(gl.uint32, [BLOCK_M, 16], draws_layout()),
+                    gl.allocate_shared_memory(gl.uint32, [BLOCK_M, 16], draws_layout()))
+    else:
+        keep_all = (kv_bar, kv_bar)
     gl.warp_specialize([
         (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
                          off_b, off_hk, n0, lo, hi, group, STAGES)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
-                         do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
-                         full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
-                         stride_sh, qk_scale, sm_scale, 0, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ, WINDOW, ALIBI)),
+                         do_smem, ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
+                         lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
+                         stride_sh, qk_scale, sm_scale, dropout_args, 0, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
+                         WINDOW, ALIBI, DROPOUT)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
-                         do_smem, ds_smem, dq_smem, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo,
-                         full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
-                         stride_sh, qk_scale, sm_scale, 1, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ, WINDOW, ALIBI)),
+                         do_smem, ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
+                         lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
+                         stride_sh, qk_scale, sm_scale, dropout_args, 1, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
+                         WINDOW, ALIBI, DROPOUT)),
     ], [4, 4], [240, 240])
 
 
@@ -346,7 +479,7 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
 def covers_backward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
     """What the kernel computes: plain and causal attention (``covers``, shared with the forward), and, with
     ``configs.GLUON_BWD_BANDS``, token windows and ALiBi (``WINDOW``, ``ALIBI``)."""
-    return covers(dtype, head_dim, f, configs.GLUON_BWD_BANDS)
+    return covers(dtype, head_dim, f, configs.GLUON_BWD_BANDS, configs.GLUON_BWD_DROPOUT)
 
 
 def dq_cols(head_dim: int) -> int:
@@ -356,11 +489,14 @@ def dq_cols(head_dim: int) -> int:
     return head_dim // 2 if head_dim >= 128 else head_dim
 
 
-def stages_for(head_dim: int, fuse_dq: bool = False) -> int:
-    """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles)."""
+def stages_for(head_dim: int, fuse_dq: bool = False, dropout: bool = False) -> int:
+    """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles;
+    with dropout, each consumer's scratch for transposing its 64 x 64 byte keep mask)."""
     fixed = 2 * BLOCK_N.value * head_dim * 2
     if fuse_dq:
         fixed += 2 * BLOCK_N.value * BLOCK_M.value * 2 + CONSUMERS.value * BLOCK_M.value * dq_cols(head_dim) * 4
+    if dropout:
+        fixed += CONSUMERS.value * BLOCK_M.value * ROWS.value
     return ring_stages(fixed, 2 * BLOCK_M.value * head_dim * 2)
 
 
@@ -389,8 +525,13 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     grid = (cdiv(seqlen_k, BLOCK_N.value), nheads_k, batch)
     left, right = window_sides(f, seqlen_q, seqlen_k, diag)
     slopes, slope_strides = alibi_args(f, lse2)
+    # Seed, Philox offset, counters per row, 8-bit threshold and 1 / (1 - p), as the forward took them.
+    drop = ((int(f.seed), int(f.offset), dropout_row_stride(seqlen_k), dropout_threshold(f.dropout_p),
+             1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
-            diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale)
-    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse), CAUSAL=f.causal and not window,
-                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, num_warps=4)
+            diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale, *drop)
+    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0),
+                  CAUSAL=f.causal and not window,
+                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
+                  num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

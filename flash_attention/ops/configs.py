@@ -198,6 +198,12 @@ GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
 # causal 395-396 / 337; 4K window at 16K keys causal 475-476 / 410-446. GPU tests: 22 passed
 # (tests/st/logs/h200-2026-12-02-bwd-bands-tests.log).
 GLUON_BWD_BANDS = True
+# Dropout in the Gluon backward (``DROPOUT`` in ops/backward_sm90.py: each tile's Philox words drawn query-major
+# during the previous tile's last products, read back transposed from shared memory). H200, bf16, B2 S8K, slowdown
+# of the backward against plain in the same process (results/sweeps/h200-2026-12-03{g,i}-dropout-bwd-ab-bf16.csv):
+# head_dim 128 +24-25% (tl kernels +90%), causal +36% with dQ split (+44-45% fused, tl +79%); head_dim 64 +39-41%,
+# causal +42% (tl +108% / +115%).
+GLUON_BWD_DROPOUT = True
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
@@ -214,7 +220,8 @@ def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
     return seqlen_k >= GLUON_BWD_MIN_SEQLEN
 
 
-def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool = False) -> bool:
+def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool = False,
+                      dropout: bool = False) -> bool:
     """Whether the Gluon backward adds dQ itself (TMA reductions into a float32 buffer, 5 products per tile pair)
     rather than leaving it to the split dQ kernel (7 products). H200, same process
     (results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-*.csv, TFLOPS fused / split / tl): bf16 head_dim 128 4K
@@ -229,6 +236,10 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     if banded and head_dim > 64:
         # Windows and ALiBi at head_dim 128: the fused kernel spills (windows 159 loads / 146 stores compiled for
         # sm_90, ALiBi 36-59; the split kernel 0-44), so dQ comes from the tl dQ kernel (not measured yet).
+        return False
+    if dropout and causal and head_dim > 64:
+        # Dropout at head_dim 128 under a causal mask: the fused kernel spills (235 loads, 175 stores for sm_90)
+        # and measured +44-45% over plain against +36% split (results/sweeps/h200-2026-12-03i-dropout-bwd-ab-bf16.csv).
         return False
     if seqlen_k < GLUON_DQ_MIN_SEQLEN:
         return False

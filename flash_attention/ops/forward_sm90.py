@@ -113,22 +113,49 @@ def _philox(seed, counters, ROUNDS: gl.constexpr):
 
 
 @gluon.jit
-def _dropout(p, row0, start, drop):
-    """``p`` (a [64, n] tile in the accumulator layout: rows from ``row0``, keys from ``start``) with its dropped
-    keys zeroed; ``drop`` = (seed, Philox counter of this head's row 0, counters per row, 8-bit threshold)."""
-    seed, philox_base, philox_stride, drop_thresh = drop
-    N: gl.constexpr = p.shape[1]
+def dropout_words(row0, start, N: gl.constexpr, drop):
+    """The four Philox words of each call of a [64, N] score tile (query rows from ``row0``, keys from ``start``,
+    a multiple of 64), ``[64, N // 16]`` each in ``dropout_layout(N)``; ``drop`` = (seed, Philox counter of this
+    head's row 0, counters per row, 8-bit threshold)."""
+    seed, philox_base, philox_stride, _ = drop
     c_layout: gl.constexpr = dropout_layout(N)
     rows = row0 + gl.arange(0, 64, layout=gl.SliceLayout(1, c_layout))
     calls = (start // 64) * 4 + gl.arange(0, N // 16, layout=gl.SliceLayout(0, c_layout))
     counters = philox_base + rows.to(gl.int64)[:, None] * philox_stride + calls[None, :]
-    r0, r1, r2, r3 = _philox(seed, counters, DROPOUT_ROUNDS)
+    return _philox(seed, counters, DROPOUT_ROUNDS)
+
+
+@gluon.jit
+def dropout_draws(row0, start, N: gl.constexpr, drop):
+    """The 8-bit draws (as uint32) of a [64, N] score tile (query rows from ``row0``, keys from ``start``, a
+    multiple of 64) in the accumulator layout ``mma_layout(N)``, unpacked from ``dropout_words`` in registers."""
+    r0, r1, r2, r3 = dropout_words(row0, start, N, drop)
     # Draw d of a call is byte d % 2 of half (d // 2) % 2 of word d // 4 (join stacks along a new last axis).
     words = gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [64, N // 16, 4])
     halves = gl.reshape(gl.join(words & 0xFFFF, words >> 16), [64, N // 16, 8])
     draws = gl.reshape(gl.join(halves & 0xFF, halves >> 8), [64, N // 64, 4, 8, 2])  # (span, t, g, e)
-    keep = gl.reshape(gl.permute(draws, (0, 1, 3, 2, 4)), [64, N]) >= drop_thresh  # key 64 span + 8 g + 2 t + e
-    return gl.where(gl.convert_layout(keep, p.type.layout), p, 0.0)
+    draws = gl.reshape(gl.permute(draws, (0, 1, 3, 2, 4)), [64, N])  # key 64 span + 8 g + 2 t + e
+    return gl.convert_layout(draws, mma_layout(N))
+
+
+@gluon.jit
+def select_kept(draws, drop_thresh, kept, dropped):
+    """``where(draws >= drop_thresh, kept, dropped)`` (float32 tensors of the draws' shape and layout), one compare
+    and one select per element. Written in PTX: from ``gl.where`` on a tensor of compares, LLVM packs the
+    predicates into bit masks and unpacks them again, about four more integer instructions per element."""
+    thresh = gl.full(draws.shape, drop_thresh, gl.uint32, draws.type.layout)
+    picked = gl.inline_asm_elementwise(
+        "{ .reg .pred p; setp.ge.u32 p, $1, $2; selp.b32 $0, $3, $4, p; }", "=r,r,r,r,r",
+        [draws, thresh, kept.to(gl.uint32, bitcast=True), dropped.to(gl.uint32, bitcast=True)],
+        dtype=gl.uint32, is_pure=True, pack=1)
+    return picked.to(gl.float32, bitcast=True)
+
+
+@gluon.jit
+def _dropout(p, row0, start, drop):
+    """``p`` (a [64, n] tile in the accumulator layout: rows from ``row0``, keys from ``start``) with its dropped
+    keys zeroed (``dropout_draws`` against the threshold)."""
+    return select_kept(dropout_draws(row0, start, p.shape[1], drop), drop[3], p, gl.zeros_like(p))
 
 
 @gluon.jit

@@ -56,6 +56,28 @@ def test_gluon_bwd_window_alibi(case, gluon_dkdv_calls):
     assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
+@pytest.mark.parametrize("case,dtype", [
+    (AttnCase(2, 1000, 1537, 8, 2, 128, dropout_p=0.1), torch.bfloat16),
+    (AttnCase(2, 1100, 1100, 8, 8, 64, causal=True, dropout_p=0.3), torch.float16),
+    (AttnCase(1, 3000, 2000, 16, 4, 64, dropout_p=0.2), torch.bfloat16),
+    (AttnCase(2, 1500, 1500, 4, 4, 128, causal=True, window_size=(300, 0), alibi="heads", dropout_p=0.15),
+     torch.bfloat16),
+    (AttnCase(1, 63, 200, 2, 2, 128, dropout_p=0.5), torch.float16),
+    (AttnCase(2, 2048, 2048, 4, 4, 128, causal=True, dropout_p=0.1), torch.bfloat16)], ids=str)
+def test_gluon_bwd_dropout(case, dtype, gluon_dkdv_calls):
+    """Dropout in the Gluon backward (``configs.GLUON_BWD_DROPOUT``), both dQ modes: the pattern it transposes to
+    its keys x queries tile must be the forward's (``check_api`` applies ``return_attn_probs``' keep mask to the
+    float64 reference), dV takes 1 / (1 - p) once, and dropped entries give dS = -P delta."""
+    from flash_attention import flash_attn_func
+    from flash_attention.testing import check_api
+
+    with mock.patch.object(configs, "GLUON_BWD_DROPOUT", True):
+        check_api(flash_attn_func, case, dtype, "cuda")
+    assert gluon_dkdv_calls.call_count == 1
+    assert gluon_dkdv_calls.call_args.args[8].dropout_p > 0
+    assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
+
+
 @pytest.mark.parametrize("case", [AttnCase(3, 1000, 1100, 8, 2, 128, True), AttnCase(2, 2049, 2049, 4, 4, 64, True),
                                   AttnCase(2, 700, 1500, 6, 3, 128, False)], ids=str)
 def test_gluon_dkdv_grid(case, gluon_dkdv_calls):
@@ -91,3 +113,16 @@ def test_default_path_and_deterministic(causal):
         assert m.call_count == (2 if launch.ENABLED else 3) and not _fused(m)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert all((a.float() - b.float()).abs().max() < 0.05 for a, b in zip(fast, first))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_default_path_dropout(causal):
+    """With dropout the public API runs the Gluon backward by default (``configs.GLUON_BWD_DROPOUT``), dQ fused except
+    at head_dim 128 under a causal mask (``configs.backward_gluon_dq``), against the float64 reference."""
+    from flash_attention import flash_attn_func
+    from flash_attention.testing import check_api
+
+    with mock.patch.object(backward_sm90, "attention_backward_dkdv_sm90",
+                           wraps=backward_sm90.attention_backward_dkdv_sm90) as m:
+        check_api(flash_attn_func, AttnCase(1, 4096, 4096, 4, 4, 128, causal, dropout_p=0.1), torch.bfloat16, "cuda")
+    assert m.call_count == 1 and _fused(m) == (not causal)
