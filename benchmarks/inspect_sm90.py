@@ -92,7 +92,7 @@ def report(kernel, dump: str | None = None, tag: str = "k") -> Dict[str, Any]:
                shared=kernel.metadata.shared, wgmma=ptx.count("wgmma.mma_async"),
                waits=re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", ptx),
                hgmma_sass=sass.count("HGMMA"), ldl=sass.count("LDL"), stl=sass.count("STL"),
-               mufu_ex2=sass.count("MUFU.EX2"))
+               mufu_ex2=sass.count("MUFU.EX2"), selp_b16=ptx.count("selp.b16"))
     if dump:
         os.makedirs(dump, exist_ok=True)
         for key in ("ttgir", "ptx"):

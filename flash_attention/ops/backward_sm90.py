@@ -156,6 +156,19 @@ def _load_draws(draws_smem):
 
 
 @gluon.jit
+def _keep_where_le(n, bound, p):
+    """``where(n <= bound, p, 0)`` (int32 ``n`` and ``bound`` broadcast to p's shape and layout) in PTX, one compare
+    and one select per element (``select_kept`` says why)."""
+    zeros = gl.zeros_like(p).to(gl.int32)
+    n = n + zeros
+    bound = bound + zeros
+    out = gl.inline_asm_elementwise(
+        "{ .reg .pred p; setp.le.s32 p, $1, $2; selp.b32 $0, $3, 0, p; }", "=r,r,r,r",
+        [n, bound, p.to(gl.uint32, bitcast=True)], dtype=gl.uint32, is_pure=True, pack=1)
+    return out.to(gl.float32, bitcast=True)
+
+
+@gluon.jit
 def _dropout_grads(pt, dpt, dropout_scale, delta):
     """``(dS^T, P^T kept)`` from P^T and dP^T (which started from -delta (1 - p) where kept, DROPPED where dropped):
     kept entries ``P^T (dP^T / (1 - p) - delta)`` and ``P^T``, dropped ones ``-P^T delta`` and 0. In PTX for the
@@ -187,7 +200,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
               Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b,
               off_h, keep_smem, lo, hi, drop, head_step, dropout_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
               STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
-              ALIBI: gl.constexpr, DROPOUT: gl.constexpr):
+              ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
     mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
@@ -251,10 +264,17 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         if WINDOW:
             # Each key against its query's bounds (per-query values): no index difference per score.
             pos = offs_m + diag
-            ok = (offs_n[:, None] <= (pos + win_right)[None, :]) & (offs_n[:, None] >= (pos - win_left)[None, :])
-            pt = gl.where(ok, pt, 0.0)
+            if PTX_MASKS:
+                pt = _keep_where_le(offs_n[:, None], (pos + win_right)[None, :],
+                                    _keep_where_le((pos - win_left)[None, :], offs_n[:, None], pt))
+            else:
+                ok = (offs_n[:, None] <= (pos + win_right)[None, :]) & (offs_n[:, None] >= (pos - win_left)[None, :])
+                pt = gl.where(ok, pt, 0.0)
         else:
-            pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
+            if PTX_MASKS:
+                pt = _keep_where_le(offs_n[:, None], offs_m[None, :] + diag, pt)
+            else:
+                pt = gl.where(offs_n[:, None] <= offs_m[None, :] + diag, pt, 0.0)
     dpt = warpgroup_mma_wait(num_outstanding=0, deps=(dpt,))
     if DROPOUT:
         # Kept: P^T (dP^T / (1 - p) - delta); dropped: P^T (-delta), with delta read again (cached) rather than
@@ -311,7 +331,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                   full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale,
                   sm_scale, dropout_args, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
                   CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-                  DROPOUT: gl.constexpr):
+                  DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -348,13 +368,15 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
-                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT)
+                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
+                                   PTX_MASKS)
                 i += 1
         for start in range(mask_end, full_hi, BLOCK_M):
             dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
-                               dropout_scale, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI, DROPOUT)
+                               dropout_scale, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
+                               PTX_MASKS)
             i += 1
         if WINDOW:
             # The last tiles, past the band's left edge for some of these keys.
@@ -362,7 +384,8 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
-                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT)
+                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
+                                   PTX_MASKS)
                 i += 1
 
     if FUSE_DQ:
@@ -386,7 +409,8 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                         stride_lh, Slopes, stride_sb, stride_sh, seqlen_q, group, diag, win_left, win_right, qk_scale,
                         sm_scale, seed, philox_offset, philox_stride, drop_thresh, dropout_scale,
                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
-                        WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr):
+                        WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr,
+                        PTX_MASKS: gl.constexpr = True):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -455,12 +479,12 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                          do_smem, ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, 0, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
-                         WINDOW, ALIBI, DROPOUT)),
+                         WINDOW, ALIBI, DROPOUT, PTX_MASKS)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, 1, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
-                         WINDOW, ALIBI, DROPOUT)),
+                         WINDOW, ALIBI, DROPOUT, PTX_MASKS)),
     ], [4, 4], [240, 240])
 
 
@@ -533,5 +557,5 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0),
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
-                  num_warps=4)
+                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

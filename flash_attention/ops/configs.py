@@ -206,6 +206,15 @@ GLUON_BWD_BANDS = True
 GLUON_BWD_DROPOUT = True
 
 
+# The Gluon backward's causal and window masks as one compare and one select per score in PTX (``_keep_where_le``)
+# instead of ``gl.where``, from which LLVM packs the predicates into bit masks and unpacks them per select (32
+# ``selp.b16`` and 176 more SASS instructions per masked tile loop; the head_dim-128 window kernel spilled 20 values,
+# now 2). H200, bf16, same process, off / on, ms (results/sweeps/h200-2026-12-03l-ptx-masks-ab-bf16.csv): causal 1K
+# 0.601-0.610 / 0.586-0.601, 2K 0.992-1.005 / 0.989-0.992, head_dim 64 causal 2K 1.086-1.094 / 1.081-1.090, 2K
+# window at 8K 1.581-1.615 / 1.564-1.625, causal 1.604-1.813 / 1.573-1.596: level to 2% faster.
+GLUON_BWD_PTX_MASKS = True
+
+
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
     """Whether a call the Gluon backward covers takes it. H200, bf16, same process, ``attention_backward`` with the
     kernel on and off (results/sweeps/h200-2026-12-02-gluon-bwd-1k-ab-bf16.csv, TFLOPS Gluon / tl, two runs each):

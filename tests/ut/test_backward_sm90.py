@@ -149,3 +149,10 @@ def test_dropout_compiles_for_sm90(kernel, head_dim, causal):
         assert r["ldl"] == 0 and r["stl"] == 0, r
     else:
         assert r["ldl"] <= 100 and r["stl"] <= 100, r
+
+
+@pytest.mark.parametrize("causal,extra", [(1, ()), (0, ("--window", "1000")), (0, ("--dropout", "0.1"))])
+def test_masks_and_dropout_without_packed_predicates(causal, extra):
+    """Masks and dropout select per element in PTX (``configs.GLUON_BWD_PTX_MASKS``, ``select_kept``,
+    ``_dropout_grads``): no ``selp.b16``, the mark of LLVM packing a tensor of compares into bit masks."""
+    assert _compile("gluon-dkdv", 128, causal, 8192, *extra)["selp_b16"] == 0
