@@ -185,27 +185,27 @@ def _dropout_grads(pt, dpt, dropout_scale, delta):
 
 
 @gluon.jit
-def _next_keep(keep_smem, start, lo, hi, key0, drop, head_step):
+def _next_draws(draws_smem, start, lo, hi, key0, drop, head_step):
     """``_store_draws`` for this consumer's next query tile: the next one of this head, else the first (``lo``) of
     the next head, whose counters start ``head_step`` further on."""
     nxt = start + BLOCK_M
     wrap = (nxt >= hi).to(gl.int32)
     seed, philox_base, philox_stride, drop_thresh = drop
-    _store_draws(keep_smem, nxt + wrap * (lo - nxt), key0,
+    _store_draws(draws_smem, nxt + wrap * (lo - nxt), key0,
                 (seed, philox_base + wrap.to(gl.int64) * head_step, philox_stride, drop_thresh))
 
 
 @gluon.jit
 def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready,
               Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b,
-              off_h, keep_smem, lo, hi, drop, head_step, dropout_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
+              off_h, draws_smem, lo, hi, drop, head_step, dropout_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
               STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
               ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
     mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
-    the end), and dS^T = P^T (Z dP^T / (1 - p) - delta). ``keep_smem`` holds this tile's mask, drawn during the
-    previous tile's last products; the next tile's is drawn during this one's."""
+    the end), and dS^T = P^T (Z dP^T / (1 - p) - delta). ``draws_smem`` holds this tile's draws, made during the
+    previous tile's last products; the next tile's are made during this one's."""
     dtype: gl.constexpr = q_smem.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_M)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -236,7 +236,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # which no product moves (its float32 step is far above any |dP|), and take -delta below.
         delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
         kept_start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (delta * (1 / dropout_scale))[None, :]
-        dpt = select_kept(_load_draws(keep_smem), drop[3], kept_start, gl.full_like(kept_start, DROPPED))
+        dpt = select_kept(_load_draws(draws_smem), drop[3], kept_start, gl.full_like(kept_start, DROPPED))
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     else:
         delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
@@ -301,13 +301,13 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
             mbarrier.wait(ds_ready.index(slot), (i // 2) & 1)
             dq = _dq_products(ds_all, k_smem, CID, HEAD_DIM, DQ_COLS, SPLIT_COLS)
             if DROPOUT:
-                _next_keep(keep_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
+                _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
             dv, dk, pa, dq = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dq))
             mbarrier.arrive(empty.index(s), count=1)
             _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, CID * DQ_COLS)
         else:
             if DROPOUT:
-                _next_keep(keep_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
+                _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
             dv, dk, pa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa))
             mbarrier.arrive(empty.index(s), count=1)
             if i % 2 == CID:
@@ -319,7 +319,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         dsa = gl.convert_layout(dst, a_layout)
         dk = warpgroup_mma(dsa, qt, dk, is_async=True)
         if DROPOUT:
-            _next_keep(keep_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
+            _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
         dv, dk, pa, dsa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dsa))
         mbarrier.arrive(empty.index(s), count=1)
     return dk, dv
@@ -327,7 +327,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
 
 @gluon.jit
 def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
-                  ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo,
+                  ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo,
                   full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale,
                   sm_scale, dropout_args, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
                   CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
@@ -345,12 +345,12 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
     seed, philox_offset, philox_stride, drop_thresh, dropout_scale = dropout_args
     # Counters of the next head start this far on (the heads' lse rows and these share strides).
     head_step = stride_lh * philox_stride
-    keep_smem = keep_all[0]
+    draws_smem = draws_all[0]
     if DROPOUT:
-        # The first tile's mask; each tile draws the next one's while its last products run.
-        keep_smem = keep_all[CID]
+        # The first tile's draws; each tile makes the next one's while its last products run.
+        draws_smem = draws_all[CID]
         head0 = off_b.to(gl.int64) * stride_lb + (off_hk * group).to(gl.int64) * stride_lh
-        _store_draws(keep_smem, lo, key0, (seed, philox_offset + head0 * philox_stride, philox_stride, drop_thresh))
+        _store_draws(draws_smem, lo, key0, (seed, philox_offset + head0 * philox_stride, philox_stride, drop_thresh))
     mbarrier.wait(kv_bar, 0)
     i = 0
     for g in range(0, group):
@@ -367,14 +367,14 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
             for start in range(lo, gl.minimum(mask_end, hi), BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
-                                   slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
+                                   slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
                                    PTX_MASKS)
                 i += 1
         for start in range(mask_end, full_hi, BLOCK_M):
             dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
-                               slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
+                               slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                dropout_scale, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
                                PTX_MASKS)
             i += 1
@@ -383,7 +383,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
             for start in range(gl.maximum(full_hi, mask_end), hi, BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
-                                   slope2, qk_scale, sm_scale, off_b, off_h, keep_smem, lo, hi, drop, head_step,
+                                   slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
                                    PTX_MASKS)
                 i += 1
@@ -468,20 +468,20 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
     dropout_args = (seed, philox_offset, philox_stride, drop_thresh, dropout_scale)
     if DROPOUT:
         # Each consumer's Philox draws of its next tile (draws_layout).
-        keep_all = (gl.allocate_shared_memory(gl.uint32, [BLOCK_M, 16], draws_layout()),
+        draws_all = (gl.allocate_shared_memory(gl.uint32, [BLOCK_M, 16], draws_layout()),
                     gl.allocate_shared_memory(gl.uint32, [BLOCK_M, 16], draws_layout()))
     else:
-        keep_all = (kv_bar, kv_bar)
+        draws_all = (kv_bar, kv_bar)
     gl.warp_specialize([
         (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
                          off_b, off_hk, n0, lo, hi, group, STAGES)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
-                         do_smem, ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
+                         do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, 0, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
                          WINDOW, ALIBI, DROPOUT, PTX_MASKS)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
-                         do_smem, ds_smem, dq_smem, keep_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
+                         do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, 1, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
                          WINDOW, ALIBI, DROPOUT, PTX_MASKS)),
@@ -501,8 +501,9 @@ def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Ten
 
 
 def covers_backward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
-    """What the kernel computes: plain and causal attention (``covers``, shared with the forward), and, with
-    ``configs.GLUON_BWD_BANDS``, token windows and ALiBi (``WINDOW``, ``ALIBI``)."""
+    """What the kernel computes: plain and causal attention (``covers``, shared with the forward), with
+    ``configs.GLUON_BWD_BANDS`` token windows and ALiBi (``WINDOW``, ``ALIBI``), and with
+    ``configs.GLUON_BWD_DROPOUT`` dropout (``DROPOUT``)."""
     return covers(dtype, head_dim, f, configs.GLUON_BWD_BANDS, configs.GLUON_BWD_DROPOUT)
 
 
@@ -515,7 +516,7 @@ def dq_cols(head_dim: int) -> int:
 
 def stages_for(head_dim: int, fuse_dq: bool = False, dropout: bool = False) -> int:
     """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles;
-    with dropout, each consumer's scratch for transposing its 64 x 64 byte keep mask)."""
+    with dropout, each consumer's 4 KB of Philox draws for its next tile)."""
     fixed = 2 * BLOCK_N.value * head_dim * 2
     if fuse_dq:
         fixed += 2 * BLOCK_N.value * BLOCK_M.value * 2 + CONSUMERS.value * BLOCK_M.value * dq_cols(head_dim) * 4
