@@ -373,6 +373,15 @@ BAND_CASES = [AttnCase(2, 1000, 1000, 8, 2, 128, causal=True, window_size=(64, 0
               AttnCase(2, 1500, 1000, 8, 8, 64, causal=True, alibi="heads"),
               AttnCase(2, 1000, 1000, 8, 8, 128, causal=True, window_size=(200, 0), alibi="heads"),
               AttnCase(1, 63, 200, 2, 2, 128, window_size=(10, 10), alibi="batch")]
+# Dropout cases for the GPU kernels' tests, with their dtypes: GQA, ragged lengths, causal, a window with ALiBi,
+# p up to 0.5.
+DROPOUT_CASES = [(AttnCase(2, 1000, 1537, 8, 2, 128, dropout_p=0.1), torch.bfloat16),
+                 (AttnCase(2, 1100, 1100, 8, 8, 64, causal=True, dropout_p=0.3), torch.float16),
+                 (AttnCase(1, 3000, 2000, 16, 4, 64, dropout_p=0.2), torch.bfloat16),
+                 (AttnCase(2, 1500, 1500, 4, 4, 128, causal=True, window_size=(300, 0), alibi="heads",
+                           dropout_p=0.15), torch.bfloat16),
+                 (AttnCase(1, 63, 200, 2, 2, 128, dropout_p=0.5), torch.float16),
+                 (AttnCase(2, 2048, 2048, 4, 4, 128, causal=True, dropout_p=0.1), torch.bfloat16)]
 
 
 def cases_product(seqlens: Sequence[Tuple[int, int]], causals=(False, True), heads=((4, 2),), head_dims=(64,),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flash_attention.ops import backward_sm90, configs, launch
-from flash_attention.testing import BAND_CASES, AttnCase, cases_product, check_case
+from flash_attention.testing import BAND_CASES, DROPOUT_CASES, AttnCase, cases_product, check_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
@@ -56,14 +56,7 @@ def test_gluon_bwd_window_alibi(case, gluon_dkdv_calls):
     assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
-@pytest.mark.parametrize("case,dtype", [
-    (AttnCase(2, 1000, 1537, 8, 2, 128, dropout_p=0.1), torch.bfloat16),
-    (AttnCase(2, 1100, 1100, 8, 8, 64, causal=True, dropout_p=0.3), torch.float16),
-    (AttnCase(1, 3000, 2000, 16, 4, 64, dropout_p=0.2), torch.bfloat16),
-    (AttnCase(2, 1500, 1500, 4, 4, 128, causal=True, window_size=(300, 0), alibi="heads", dropout_p=0.15),
-     torch.bfloat16),
-    (AttnCase(1, 63, 200, 2, 2, 128, dropout_p=0.5), torch.float16),
-    (AttnCase(2, 2048, 2048, 4, 4, 128, causal=True, dropout_p=0.1), torch.bfloat16)], ids=str)
+@pytest.mark.parametrize("case,dtype", DROPOUT_CASES, ids=str)
 def test_gluon_bwd_dropout(case, dtype, gluon_dkdv_calls):
     """Dropout in the Gluon backward (``configs.GLUON_BWD_DROPOUT``), both dQ modes: the pattern it transposes to
     its keys x queries tile must be the forward's (``check_api`` applies ``return_attn_probs``' keep mask to the

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from flash_attention.ops import configs, forward_sm90
-from flash_attention.testing import BAND_CASES, AttnCase, cases_product, check_case
+from flash_attention.testing import BAND_CASES, DROPOUT_CASES, AttnCase, cases_product, check_case
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
@@ -213,17 +213,11 @@ def test_persistent_forward_window_alibi(case, dtype, persistent_calls):
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["one_tile", "persistent"])
-@pytest.mark.parametrize("case,dtype", [
-    (AttnCase(2, 1000, 1537, 8, 2, 128, dropout_p=0.1), torch.bfloat16),
-    (AttnCase(2, 777, 777, 8, 8, 64, causal=True, dropout_p=0.3), torch.float16),
-    (AttnCase(1, 3000, 2000, 16, 4, 64, dropout_p=0.2), torch.bfloat16),
-    (AttnCase(2, 1500, 1500, 4, 4, 128, causal=True, window_size=(300, 0), alibi="heads", dropout_p=0.15),
-     torch.bfloat16),
-    (AttnCase(1, 63, 200, 2, 2, 128, dropout_p=0.5), torch.float16)], ids=str)
+@pytest.mark.parametrize("case,dtype", DROPOUT_CASES, ids=str)
 def test_gluon_forward_dropout(case, dtype, persistent, gluon_calls):
     """Dropout in the Gluon forward (``configs.GLUON_FWD_DROPOUT``), both forms: its draws, unpacked in the
     accumulator's registers, must be the pattern the tl kernels regenerate (``check_api`` applies the keep mask of
-    ``return_attn_probs`` to the float64 reference, and the tl backward redraws it)."""
+    ``return_attn_probs`` to the float64 reference, and the backward redraws it)."""
     from flash_attention import flash_attn_func
     from flash_attention.testing import check_api
 
