@@ -47,7 +47,7 @@ from . import configs
 from .configs import cdiv
 from .descriptors import tma_compatible
 from .forward_sm90 import (LOG2E, alibi_slope2, banded, bhsd_descriptors, covers, dropout_words, is_sm90, mma_layout,
-                           ring_stages, select_kept, smem_layout, window_sides)
+                           ptx_select, ring_stages, select_kept, smem_layout, window_sides)
 from .launch import Plan, launch
 from .scores import alibi_args, dropout_row_stride, dropout_threshold
 
@@ -157,22 +157,15 @@ def _load_draws(draws_smem):
 
 @gluon.jit
 def _keep_where_le(n, bound, p):
-    """``where(n <= bound, p, 0)`` (int32 ``n`` and ``bound`` broadcast to p's shape and layout) in PTX, one compare
-    and one select per element (``select_kept`` says why)."""
-    zeros = gl.zeros_like(p).to(gl.int32)
-    n = n + zeros
-    bound = bound + zeros
-    out = gl.inline_asm_elementwise(
-        "{ .reg .pred p; setp.le.s32 p, $1, $2; selp.b32 $0, $3, 0, p; }", "=r,r,r,r",
-        [n, bound, p.to(gl.uint32, bitcast=True)], dtype=gl.uint32, is_pure=True, pack=1)
-    return out.to(gl.float32, bitcast=True)
+    """``where(n <= bound, p, 0)`` for int32 ``n`` and ``bound`` broadcast to p's shape (``ptx_select``)."""
+    return ptx_select("le.s32", n, bound, p, gl.zeros_like(p))
 
 
 @gluon.jit
 def _dropout_grads(pt, dpt, dropout_scale, delta):
     """``(dS^T, P^T kept)`` from P^T and dP^T (which started from -delta (1 - p) where kept, DROPPED where dropped):
     kept entries ``P^T (dP^T / (1 - p) - delta)`` and ``P^T``, dropped ones ``-P^T delta`` and 0. In PTX for the
-    reason ``select_kept`` gives (one compare, two selects per element)."""
+    reason ``ptx_select`` gives (one compare, two selects per element)."""
     scale = gl.full(pt.shape, dropout_scale, gl.float32, pt.type.layout)
     minus_delta = gl.zeros_like(pt) - delta[None, :]
     # 0f6FA18F08 is DROPPED_BOUND (1e29).

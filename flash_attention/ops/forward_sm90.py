@@ -35,7 +35,7 @@ head_dim-64 window without a causal mask); dropout (``DROPOUT``: the Philox draw
 accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is
 zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store).
 The Gluon backward (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with
-``configs.GLUON_BWD_BANDS``; no dropout). Everything else, and every non-Hopper device, keeps the ``tl`` kernels of
+``configs.GLUON_BWD_BANDS``, dropout with ``configs.GLUON_BWD_DROPOUT``). Everything else, and every non-Hopper device, keeps the ``tl`` kernels of
 ops/forward.py. Gluon has no interpreter, so this
 kernel is tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
 """
@@ -138,17 +138,28 @@ def dropout_draws(row0, start, N: gl.constexpr, drop):
     return gl.convert_layout(draws, mma_layout(N))
 
 
+@gluon.constexpr_function
+def _select_asm(cmp):
+    return "{ .reg .pred p; setp." + cmp + " p, $1, $2; selp.b32 $0, $3, $4, p; }"
+
+
 @gluon.jit
-def select_kept(draws, drop_thresh, kept, dropped):
-    """``where(draws >= drop_thresh, kept, dropped)`` (float32 tensors of the draws' shape and layout), one compare
-    and one select per element. Written in PTX: from ``gl.where`` on a tensor of compares, LLVM packs the
-    predicates into bit masks and unpacks them again, about four more integer instructions per element."""
-    thresh = gl.full(draws.shape, drop_thresh, gl.uint32, draws.type.layout)
+def ptx_select(CMP: gl.constexpr, x, y, a, b):
+    """``where(x CMP y, a, b)`` for float32 ``a``/``b``, with ``CMP`` a PTX comparison and type (``"ge.u32"``,
+    ``"le.s32"``); the operands broadcast together. One compare and one select per element, written in PTX: from
+    ``gl.where`` on a tensor of compares, LLVM packs the predicates into bit masks and unpacks them again, about
+    four more integer instructions per element."""
     picked = gl.inline_asm_elementwise(
-        "{ .reg .pred p; setp.ge.u32 p, $1, $2; selp.b32 $0, $3, $4, p; }", "=r,r,r,r,r",
-        [draws, thresh, kept.to(gl.uint32, bitcast=True), dropped.to(gl.uint32, bitcast=True)],
+        _select_asm(CMP), "=r,r,r,r,r", [x, y, a.to(gl.uint32, bitcast=True), b.to(gl.uint32, bitcast=True)],
         dtype=gl.uint32, is_pure=True, pack=1)
     return picked.to(gl.float32, bitcast=True)
+
+
+@gluon.jit
+def select_kept(draws, drop_thresh, kept, dropped):
+    """``where(draws >= drop_thresh, kept, dropped)`` (float32 tensors of the draws' shape and layout)."""
+    thresh = gl.full(draws.shape, drop_thresh, gl.uint32, draws.type.layout)
+    return ptx_select("ge.u32", draws, thresh, kept, dropped)
 
 
 @gluon.jit
