@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Dict, List, Tuple
+from unittest import mock
 
 from flash_attention.bench_features import run_case
 from flash_attention.ops import configs, scores
@@ -46,14 +47,8 @@ def main() -> None:
             plain = run_case("plain", **base)
             group = [dict(plain, variant="plain")]
             for label, switches in variants:
-                saved = {name: getattr(configs, name) for name in switches}
-                for name, value in switches.items():
-                    setattr(configs, name, value)
-                try:
+                with mock.patch.multiple(configs, **switches):
                     group.append(dict(run_case("dropout", dropout_p=args.p, **base), variant=label))
-                finally:
-                    for name, value in saved.items():
-                        setattr(configs, name, value)
             for r in group:
                 r["rounds"] = scores.DROPOUT_ROUNDS.value
                 if "bwd_ms" in r and "bwd_ms" in plain:  # rows that failed carry a note instead
