@@ -8,7 +8,8 @@ dK/dV programs in one launch), ``tma`` (dQ added by the dK/dV kernel through TMA
 ``attention_backward`` picks), each with the banded tiles walked in one loop (``configs.ONE_LOOP``) or in three runs
 (``-3loops``). ``--switch NAME`` also toggles a boolean
 of ops/configs.py (e.g. ``BWD_TMA``) off and on for every variant.
-Shapes are ``head_dim:causal:seqlen[:window]`` at 16K tokens, hidden 2048; each variant is timed twice, in
+Shapes are sweep_helpers' specs (``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]``) at
+16K tokens, hidden 2048; each variant is timed twice, in
 alternating order, so the spread between the two runs shows the noise.
 """
 
@@ -50,7 +51,7 @@ def main() -> None:
             fl = 2.5 * sh.fwd_flops()
             bench = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")  # noqa: E731
             cudnn_ms = float("nan")
-            if window[0] < 0 and sh.group == 1:
+            if window[0] < 0 and sh.group == 1 and not sh.alibi and not sh.dropout:
                 qt, kt, vt = (x.transpose(1, 2).detach().requires_grad_() for x in (q, k, v))
                 t_f, t_fb = sdpa_anchor_ms(qt, kt, vt, do.transpose(1, 2), causal,
                                            torch.nn.attention.SDPBackend.CUDNN_ATTENTION, bench)
@@ -70,7 +71,7 @@ def main() -> None:
                     diff = max(float((a.float() - r.float()).abs().max()) for a, r in zip(got[:3], ref[:3]))
                     t = bench(fn)
                     row = dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0],
-                               alibi=int(sh.alibi), group=sh.group, variant=name)
+                               alibi=int(sh.alibi), group=sh.group, dropout=sh.dropout, variant=name)
                     if args.switch:
                         row[args.switch] = st[0]
                     row.update(rep=rep, ms=t, bwd_tflops=fl / t * 1e-9, cudnn_bwd_tflops=fl / cudnn_ms * 1e-9,

@@ -1,5 +1,5 @@
 """Helpers shared by the sweep, A/B and diagnosis scripts in benchmarks/: shape specs
-(``head_dim:causal:seqlen[:window[:alibi[:group[:window_right]]]]`` at 16K tokens and hidden 2048, as in the
+(``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]`` at 16K tokens and hidden 2048, as in the
 benchmark grid), SDPA anchor timings in the same process, and the CSV writer."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class AbShape:
     window: Tuple[int, int]
     alibi: bool = False
     group: int = 1  # query heads per key/value head (GQA)
+    dropout: float = 0.0
 
     @property
     def batch(self) -> int:
@@ -35,7 +36,8 @@ class AbShape:
         if self.alibi:  # the usual geometric slopes, float32 as flash_attn takes them
             slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / self.nheads) for h in range(self.nheads)],
                                   device="cuda", dtype=torch.float32)
-        return Features(self.head_dim ** -0.5, self.causal, window_size=self.window, alibi_slopes=slopes)
+        return Features(self.head_dim ** -0.5, self.causal, window_size=self.window, alibi_slopes=slopes,
+                        dropout_p=self.dropout, seed=1234, offset=0)
 
     def fwd_flops(self) -> float:
         """Forward flops of the visible pairs: causal halves them, a window keeps ~left + right + 1 keys per query
@@ -61,7 +63,7 @@ def parse_shapes(text: str) -> List[AbShape]:
         parts = [int(x) for x in spec.split(":")]
         window = (parts[3], parts[6] if len(parts) > 6 else 0) if len(parts) > 3 and parts[3] >= 0 else (-1, -1)
         out.append(AbShape(parts[0], bool(parts[1]), parts[2], window, len(parts) > 4 and bool(parts[4]),
-                           parts[5] if len(parts) > 5 else 1))
+                           parts[5] if len(parts) > 5 else 1, parts[7] / 100 if len(parts) > 7 else 0.0))
     return out
 
 

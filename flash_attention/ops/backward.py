@@ -690,7 +690,8 @@ def attention_backward(
         q, k, v, dout, dk, dv, f)
     if gluon_dkdv:
         fuse = dq_mode == "tma" or (dq_mode is None and configs.backward_gluon_dq(
-            head_dim, f.causal, seqlen_k, backward_sm90.banded(f), f.dropout_p > 0))
+            head_dim, f.causal, seqlen_k, backward_sm90.banded(f), f.dropout_p > 0,
+            alibi_only=f.alibi_slopes is not None and tuple(f.window_size) == (-1, -1)))
         mode = "tma" if fuse else "split"
     if mode == "tma" and (q.device.type != "cuda" or interpreting()):
         mode = "atomic"  # the interpreter has no bulk reductions
@@ -816,7 +817,8 @@ def _plan_key(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
             tuple(t.data_ptr() % 16 for t in (q, k, v, dout, out, lse)), f.causal, f.softmax_scale, f.diag,
             f.deterministic, torch.are_deterministic_algorithms_enabled(), configs.BWD_GLUON, configs.BWD_GLUON_DQ,
             configs.GLUON_BWD_MIN_SEQLEN, configs.GLUON_BWD_D64_MIN_SEQLEN, configs.GLUON_DQ_MIN_SEQLEN,
-            configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128, configs.ONE_LOOP, configs.BWD_TMA, configs.GLUON_BWD_PTX_MASKS)
+            configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128, configs.ONE_LOOP, configs.BWD_TMA, configs.GLUON_BWD_PTX_MASKS,
+            configs.GLUON_BWD_STAGED_ROWS)
 
 
 def _roles(q, k, v, dout, out, lse, delta, lse2, dq, dk, dv, dq_acc) -> dict:

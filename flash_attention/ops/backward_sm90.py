@@ -5,7 +5,9 @@ it covers (plain/causal attention, GQA, token windows, ALiBi and dropout, fp16/b
 One program owns 128 key rows of one KV head and sums dK/dV over the query heads of its GQA group:
 
 - one producer warp group loads the program's K and V once, then streams (Q, dO) tiles of 64 query rows into a
-  ring of shared-memory stages through TMA;
+  ring of shared-memory stages through TMA; with ``STAGED_ROWS`` (``configs.backward_staged_rows``) it also loads
+  each tile's lse2 and delta into the stage, so the consumers read them from shared memory instead of waiting on
+  global loads at every tile's start;
 - two consumer warp groups own 64 key rows each. Per query tile: ``S^T = K Q^T - lse2 / scale`` and
   ``dP^T = V dO^T - delta`` (the products start from those offsets, so the vectors hold no registers while they
   run), ``P^T = exp2(S^T * scale)``, ``dS^T = P^T dP^T``, then ``dV += P^T dO`` (P^T from registers) and
@@ -71,21 +73,36 @@ def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
 
 
 @gluon.jit
-def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
-                  off_b, off_hk, n0, lo, hi, group, STAGES: gl.constexpr):
+def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, rows_smem, kv_bar, ready,
+                  empty, Lse2, Delta, stride_lb, stride_lh, seqlen_q, off_b, off_hk, n0, lo, hi, group,
+                  STAGES: gl.constexpr, STAGED_ROWS: gl.constexpr):
     mbarrier.expect(kv_bar, 2 * CONSUMERS * k_desc.block_type.nbytes)
     for c in gl.static_range(CONSUMERS):
         tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, n0 + c * ROWS, 0], kv_bar, k_smem.index(c))
         tma.async_copy_global_to_shared(v_desc, [off_b, off_hk, n0 + c * ROWS, 0], kv_bar, v_smem.index(c))
+    rows_layout: gl.constexpr = gl.BlockedLayout([1], [32], [4], [0])
+    offs = gl.arange(0, BLOCK_M, layout=rows_layout)
     i = 0
     for g in range(0, group):
         off_h = off_hk * group + g
+        row_base = off_b.to(gl.int64) * stride_lb + off_h.to(gl.int64) * stride_lh
         for start in range(lo, hi, BLOCK_M):
             s = i % STAGES
+            if STAGED_ROWS:
+                # The tile's lse2 and delta, loaded here (their latency off the consumers' path) and handed over
+                # in the stage beside Q and dO; ``ready`` counts this partition's arrival besides the copies'.
+                m_ok = start + offs < seqlen_q
+                lse2 = gl.load(Lse2 + row_base + start + offs, mask=m_ok, other=float("inf"))
+                delta = gl.load(Delta + row_base + start + offs, mask=m_ok, other=0.0)
             mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)
             mbarrier.expect(ready.index(s), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
             tma.async_copy_global_to_shared(q_desc, [off_b, off_h, start, 0], ready.index(s), q_smem.index(s))
             tma.async_copy_global_to_shared(do_desc, [off_b, off_h, start, 0], ready.index(s), do_smem.index(s))
+            if STAGED_ROWS:
+                rows_smem[0].index(s).store(lse2)
+                rows_smem[1].index(s).store(delta)
+                gl.thread_barrier()
+                mbarrier.arrive(ready.index(s), count=1)
             i += 1
 
 
@@ -162,6 +179,18 @@ def _keep_where_le(n, bound, p):
 
 
 @gluon.jit
+def _tile_rows(Vec, row_base, offs_m, m_ok, other: gl.constexpr, rows_smem, s, WHICH: gl.constexpr,
+               STAGED: gl.constexpr):
+    """One of the query tile's vectors (lse2: ``WHICH`` 0, delta: 1) in the layout of ``offs_m``: from the stage's
+    shared memory where the producer staged it (``STAGED``), else from global memory (``other`` past seqlen_q)."""
+    if STAGED:
+        vec = rows_smem[WHICH].index(s).load(offs_m.type.layout)
+    else:
+        vec = gl.load(Vec + row_base + offs_m, mask=m_ok, other=other)
+    return vec
+
+
+@gluon.jit
 def _dropout_grads(pt, dpt, dropout_scale, delta):
     """``(dS^T, P^T kept)`` from P^T and dP^T (which started from -delta (1 - p) where kept, DROPPED where dropped):
     kept entries ``P^T (dP^T / (1 - p) - delta)`` and ``P^T``, dropped ones ``-P^T delta`` and 0. In PTX for the
@@ -191,9 +220,10 @@ def _next_draws(draws_smem, start, lo, hi, key0, drop, head_step):
 @gluon.jit
 def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready,
               Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b,
-              off_h, draws_smem, lo, hi, drop, head_step, dropout_scale, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
-              STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
-              ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True):
+              off_h, draws_smem, lo, hi, drop, head_step, dropout_scale, rows_smem, CID: gl.constexpr,
+              HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr,
+              WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True,
+              STAGED_ROWS: gl.constexpr = False):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
     mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
@@ -211,8 +241,10 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     s = i % STAGES
     offs_m = start + gl.arange(0, BLOCK_M, layout=col_s)
     m_ok = offs_m < seqlen_q
+    if STAGED_ROWS:
+        mbarrier.wait(ready.index(s), (i // STAGES) & 1)
     # Rows past seqlen_q: lse2 = +inf makes P = 0 there (and dO reads as zeros).
-    lse2 = gl.load(Lse2 + row_base + offs_m, mask=m_ok, other=float("inf"))
+    lse2 = _tile_rows(Lse2, row_base, offs_m, m_ok, float("inf"), rows_smem, s, 0, STAGED_ROWS)
     # Registers decide the shape of this loop (at head_dim 128, dK and dV alone hold 128 per thread, and each
     # 64-wide column vector 16 more): the products start from -lse2 / qk_scale and -delta instead of zero, so
     # S^T * qk_scale - lse2 and dP^T - delta come out of the tensor cores and neither vector stays live while
@@ -220,19 +252,31 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     # P^T and dP^T tiles are never live at once.
     if DROPOUT:
         st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
-        mbarrier.wait(ready.index(s), (i // STAGES) & 1)
+        if not STAGED_ROWS:
+            mbarrier.wait(ready.index(s), (i // STAGES) & 1)
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
         # The mask goes into dP^T's starting values, so nothing of it stays live while the products run: kept
         # entries need dP^T / (1 - p) - delta and start from -delta (1 - p); dropped ones start from DROPPED,
         # which no product moves (its float32 step is far above any |dP|), and take -delta below.
-        delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+        delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
         kept_start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (delta * (1 / dropout_scale))[None, :]
         dpt = select_kept(_load_draws(draws_smem), drop[3], kept_start, gl.full_like(kept_start, DROPPED))
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
+    elif STAGED_ROWS:
+        # The vectors come from the stage (ready was awaited above), delta read after S^T's product is issued as in
+        # the dropout branch (ptxas schedules the shared-memory loads itself: the head_dim-128 causal kernel
+        # compiled to the same spills with both read first).
+        qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+        dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
+        st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
+        delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
+        dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
+        dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     else:
-        delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+        delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
         st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
         dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
         mbarrier.wait(ready.index(s), (i // STAGES) & 1)
@@ -272,7 +316,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     if DROPOUT:
         # Kept: P^T (dP^T / (1 - p) - delta); dropped: P^T (-delta), with delta read again (cached) rather than
         # held through the products.
-        delta = gl.load(Delta + row_base + offs_m, mask=m_ok, other=0.0)
+        delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
         ds, pk = _dropout_grads(pt, dpt, dropout_scale, delta)
         dst = ds.to(dtype)
         pa = gl.convert_layout(pk.to(dtype), a_layout)
@@ -322,9 +366,9 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
 def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
                   ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo,
                   full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale,
-                  sm_scale, dropout_args, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                  CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-                  DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr):
+                  sm_scale, dropout_args, rows_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
+                  STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
+                  ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr, STAGED_ROWS: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -361,15 +405,15 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
-                                   PTX_MASKS)
+                                   dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS)
                 i += 1
         for start in range(mask_end, full_hi, BLOCK_M):
             dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                               dropout_scale, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
-                               PTX_MASKS)
+                               dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI,
+                               DROPOUT, PTX_MASKS, STAGED_ROWS)
             i += 1
         if WINDOW:
             # The last tiles, past the band's left edge for some of these keys.
@@ -377,8 +421,8 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                                   dropout_scale, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT,
-                                   PTX_MASKS)
+                                   dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS)
                 i += 1
 
     if FUSE_DQ:
@@ -403,7 +447,7 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                         sm_scale, seed, philox_offset, philox_stride, drop_thresh, dropout_scale,
                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
                         WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr,
-                        PTX_MASKS: gl.constexpr = True):
+                        PTX_MASKS: gl.constexpr = True, STAGED_ROWS: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -438,8 +482,15 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(kv_bar, count=1)
     for st in gl.static_range(STAGES):
-        mbarrier.init(ready.index(st), count=1)
+        # With STAGED_ROWS the producer arrives once more, after it stored the tile's lse2 and delta.
+        mbarrier.init(ready.index(st), count=2 if STAGED_ROWS else 1)
         mbarrier.init(empty.index(st), count=CONSUMERS)
+    if STAGED_ROWS:
+        # Each stage's lse2 and delta.
+        rows_smem = (gl.allocate_shared_memory(gl.float32, [STAGES, BLOCK_M], gl.SwizzledSharedLayout(1, 1, 1, [0])),
+                     gl.allocate_shared_memory(gl.float32, [STAGES, BLOCK_M], gl.SwizzledSharedLayout(1, 1, 1, [0])))
+    else:
+        rows_smem = (kv_bar, kv_bar)
     if FUSE_DQ:
         # Two slots of dS^T for all 128 keys (each consumer writes its 64 rows), so one consumer may write tile
         # i + 1 while the other still reads tile i; one staging tile of dQ per consumer for the TMA reduction.
@@ -466,18 +517,19 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
     else:
         draws_all = (kv_bar, kv_bar)
     gl.warp_specialize([
-        (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, kv_bar, ready, empty,
-                         off_b, off_hk, n0, lo, hi, group, STAGES)),
+        (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, rows_smem, kv_bar, ready,
+                         empty, Lse2, Delta, stride_lb, stride_lh, seqlen_q, off_b, off_hk, n0, lo, hi, group, STAGES,
+                         STAGED_ROWS)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
-                         stride_sh, qk_scale, sm_scale, dropout_args, 0, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
-                         WINDOW, ALIBI, DROPOUT, PTX_MASKS)),
+                         stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 0, HEAD_DIM, STAGES, CAUSAL,
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
-                         stride_sh, qk_scale, sm_scale, dropout_args, 1, HEAD_DIM, STAGES, CAUSAL, FUSE_DQ,
-                         WINDOW, ALIBI, DROPOUT, PTX_MASKS)),
+                         stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 1, HEAD_DIM, STAGES, CAUSAL,
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)),
     ], [4, 4], [240, 240])
 
 
@@ -507,15 +559,16 @@ def dq_cols(head_dim: int) -> int:
     return head_dim // 2 if head_dim >= 128 else head_dim
 
 
-def stages_for(head_dim: int, fuse_dq: bool = False, dropout: bool = False) -> int:
+def stages_for(head_dim: int, fuse_dq: bool = False, dropout: bool = False, staged_rows: bool = True) -> int:
     """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles;
-    with dropout, each consumer's 4 KB of Philox draws for its next tile)."""
+    with dropout, each consumer's 4 KB of Philox draws for its next tile); with ``staged_rows`` each stage also
+    holds its tile's lse2 and delta (512 bytes)."""
     fixed = 2 * BLOCK_N.value * head_dim * 2
     if fuse_dq:
         fixed += 2 * BLOCK_N.value * BLOCK_M.value * 2 + CONSUMERS.value * BLOCK_M.value * dq_cols(head_dim) * 4
     if dropout:
         fixed += CONSUMERS.value * BLOCK_M.value * ROWS.value
-    return ring_stages(fixed, 2 * BLOCK_M.value * head_dim * 2)
+    return ring_stages(fixed, 2 * BLOCK_M.value * head_dim * 2 + (2 * BLOCK_M.value * 4 if staged_rows else 0))
 
 
 def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor,
@@ -548,8 +601,9 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
             diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale, *drop)
-    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0),
+    staged = configs.backward_staged_rows(head_dim, f.causal or window, fuse, f.dropout_p > 0)
+    kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0, staged),
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
-                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, num_warps=4)
+                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

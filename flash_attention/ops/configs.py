@@ -213,6 +213,26 @@ GLUON_BWD_DROPOUT = True
 # 0.601-0.610 / 0.586-0.601, 2K 0.992-1.005 / 0.989-0.992, head_dim 64 causal 2K 1.086-1.094 / 1.081-1.090, 2K
 # window at 8K 1.581-1.615 / 1.564-1.625, causal 1.604-1.813 / 1.573-1.596: level to 2% faster.
 GLUON_BWD_PTX_MASKS = True
+# Each query tile's lse2 and delta loaded by the Gluon backward's producer warps and handed to the consumers in the
+# (Q, dO) stage, instead of loaded from global memory by every consumer thread at the tile's start (where Nsight
+# Compute put half of the kernel's stall samples). None = the measured choice (backward_staged_rows below);
+# True/False force it.
+GLUON_BWD_STAGED_ROWS: bool | None = None
+
+
+def backward_staged_rows(head_dim: int, causal: bool, fuse_dq: bool, dropout: bool = False) -> bool:
+    """Whether the Gluon backward's producer stages lse2 and delta (``STAGED_ROWS``). H200, bf16, B2 S8K, same
+    process, off / on (results/sweeps/h200-2026-12-03o-staged-rows-ab-bf16.csv, TFLOPS): head_dim 128 493-494 /
+    541-544 (cuDNN 525), causal 2K (dQ split) 355-359 / 365-367; head_dim 64 427-437 / 429-436, causal 408-413 /
+    404-410. With features (results/sweeps/h200-2026-12-03p-staged-features-ab-bf16.csv, the policy's dQ mode):
+    dropout 390-392 / 439-440, causal 313-314 / 326-336, head_dim 64 301-304 / 331; ALiBi 451-455 / 459-466; a 2K
+    window level (431-433 / 432-433, causal 377-428 / 429-435). But head_dim 128 causal with dQ fused, 8K 437-442 /
+    416-418, 16K 470-472 / 444-447: that kernel is at its register limit, and with the vectors from shared memory
+    the compiler spills 16 values around the products of every unmasked tile (17 stores per tile, 3 before), so it
+    keeps the global loads."""
+    if GLUON_BWD_STAGED_ROWS is not None:
+        return GLUON_BWD_STAGED_ROWS
+    return not (head_dim > 64 and causal and fuse_dq and not dropout)
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
@@ -230,7 +250,7 @@ def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
 
 
 def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool = False,
-                      dropout: bool = False) -> bool:
+                      dropout: bool = False, alibi_only: bool = False) -> bool:
     """Whether the Gluon backward adds dQ itself (TMA reductions into a float32 buffer, 5 products per tile pair)
     rather than leaving it to the split dQ kernel (7 products). H200, same process
     (results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-*.csv, TFLOPS fused / split / tl): bf16 head_dim 128 4K
@@ -242,13 +262,19 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     backward; at 2K fused still led (head_dim 128 436-437 / 414-416, head_dim 64 381-386 / 353, causal 314 / 295)."""
     if BWD_GLUON_DQ is not None:
         return BWD_GLUON_DQ
-    if banded and head_dim > 64:
-        # Windows and ALiBi at head_dim 128: the fused kernel spills (windows 159 loads / 146 stores compiled for
-        # sm_90, ALiBi 36-59; the split kernel 0-44), so dQ comes from the tl dQ kernel (not measured yet).
+    if banded and head_dim > 64 and not (alibi_only and not causal and backward_staged_rows(head_dim, False, True)):
+        # Windows and ALiBi at head_dim 128: the fused kernel spills (windows 112 loads / 94 stores compiled for
+        # sm_90, ALiBi 35-59; the split kernel 0-2), so dQ comes from the split dQ kernel. ALiBi alone without a
+        # causal mask is the exception since lse2/delta are staged (backward_staged_rows): the fused kernel spills
+        # 1 value then, and measured 535-537 TFLOPS against 457-459 split (bf16, B2 S8K, same process,
+        # results/sweeps/h200-2026-12-03p-staged-dq-modes-ab-bf16.csv); the causal and window kernels were not
+        # measured fused.
         return False
     if dropout and causal and head_dim > 64:
-        # Dropout at head_dim 128 under a causal mask: the fused kernel spills (235 loads, 175 stores for sm_90)
-        # and measured +44-45% over plain against +36% split (results/sweeps/h200-2026-12-03i-dropout-bwd-ab-bf16.csv).
+        # Dropout at head_dim 128 under a causal mask: the fused kernel spilled (240 loads, 179 stores for sm_90;
+        # 73 / 69 with lse2/delta staged) and measured +44-45% over plain against +36% split
+        # (results/sweeps/h200-2026-12-03i-dropout-bwd-ab-bf16.csv); with both staged the two are level (331 / 327-330
+        # TFLOPS, results/sweeps/h200-2026-12-03p-staged-dq-modes-ab-bf16.csv), so split stays.
         return False
     if seqlen_k < GLUON_DQ_MIN_SEQLEN:
         return False

@@ -50,12 +50,13 @@ def test_fused_dq_choice():
         assert not configs.backward_gluon_dq(128, False, 8192)
 
 
+@pytest.mark.parametrize("staged_rows", [False, True])
 @pytest.mark.parametrize("fuse_dq", [False, True])
 @pytest.mark.parametrize("head_dim,stages", [(128, 4), (64, 4)])
-def test_stages_fit_shared_memory(head_dim, stages, fuse_dq):
+def test_stages_fit_shared_memory(head_dim, stages, fuse_dq, staged_rows):
     n, m = backward_sm90.BLOCK_N.value, backward_sm90.BLOCK_M.value
-    got = backward_sm90.stages_for(head_dim, fuse_dq)
-    used = (2 * n + 2 * got * m) * head_dim * 2
+    got = backward_sm90.stages_for(head_dim, fuse_dq, staged_rows=staged_rows)
+    used = (2 * n + 2 * got * m) * head_dim * 2 + (got * 2 * m * 4 if staged_rows else 0)  # (lse2, delta) per stage
     if fuse_dq:
         used += 2 * n * m * 2 + 2 * m * backward_sm90.dq_cols(head_dim) * 4  # dS^T slots, dQ staging tiles
     assert used <= SMEM_LIMIT - 1024
@@ -103,6 +104,33 @@ def test_windows_and_alibi_policy():
     assert backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, True))
     assert not configs.backward_gluon_dq(128, True, 8192, banded=True) and configs.backward_gluon_dq(128, True, 8192)
     assert configs.backward_gluon_dq(64, True, 8192, banded=True)
+    # ALiBi alone without a causal mask fuses dQ at head_dim 128 (measured with lse2/delta staged, and only then).
+    assert configs.backward_gluon_dq(128, False, 8192, banded=True, alibi_only=True)
+    assert not configs.backward_gluon_dq(128, True, 8192, banded=True, alibi_only=True)
+    assert not configs.backward_gluon_dq(128, False, 1024, banded=True, alibi_only=True)
+    with mock.patch.object(configs, "GLUON_BWD_STAGED_ROWS", False):
+        assert not configs.backward_gluon_dq(128, False, 8192, banded=True, alibi_only=True)
+
+
+def test_staged_rows_policy():
+    """lse2/delta staged by the producer everywhere but the head_dim-128 causal kernel with dQ fused (no dropout),
+    where the staged form spills around every tile's products; the switch forces it either way."""
+    assert configs.backward_staged_rows(128, False, True) and configs.backward_staged_rows(128, True, False)
+    assert configs.backward_staged_rows(64, True, True) and configs.backward_staged_rows(128, True, True, dropout=True)
+    assert not configs.backward_staged_rows(128, True, True)
+    for forced in (False, True):
+        with mock.patch.object(configs, "GLUON_BWD_STAGED_ROWS", forced):
+            assert configs.backward_staged_rows(128, True, True) is forced
+            assert configs.backward_staged_rows(64, False, False) is forced
+
+
+@pytest.mark.parametrize("extra", [(), ("--alibi",)])
+def test_staged_rows_compile_for_sm90(extra):
+    """With lse2/delta staged (``STAGED_ROWS``) the head_dim-128 kernels with dQ fused compile within shared memory:
+    without spills, and with ALiBi (fused there since staging: ``backward_gluon_dq``) with at most a couple, where
+    the unstaged kernel spilled 35 values."""
+    r = _compile("gluon-dkdv-dq", 128, 0, 8192, "--set", "GLUON_BWD_STAGED_ROWS=1", *extra)
+    assert r["ldl"] <= 2 and r["stl"] <= 2, r
 
 
 @pytest.mark.parametrize("kernel,head_dim", [("gluon-dkdv", 128), ("gluon-dkdv-dq", 64)])
