@@ -7,7 +7,7 @@ Variants: ``split`` (dQ kernel first, computing delta, then dK/dV), ``fused`` (p
 dK/dV programs in one launch), ``tma`` (dQ added by the dK/dV kernel through TMA reductions), ``default`` (whatever
 ``attention_backward`` picks), each with the banded tiles walked in one loop (``configs.ONE_LOOP``) or in three runs
 (``-3loops``). ``--switch NAME`` also toggles a boolean
-of ops/configs.py (e.g. ``BWD_TMA``) off and on for every variant.
+of ops/configs.py (e.g. ``BWD_TMA``) off and on for every variant; ``--set NAME=0|1`` fixes one for the whole run.
 Shapes are sweep_helpers' specs (``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]``) at
 16K tokens, hidden 2048; each variant is timed twice, in
 alternating order, so the spread between the two runs shows the noise.
@@ -38,7 +38,14 @@ def main() -> None:
     ap.add_argument("--variants", default="split,split-3loops")
     ap.add_argument("--switch", default=None, help="a boolean of flash_attention.ops.configs to toggle off/on")
     ap.add_argument("--dtypes", default="bf16")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
+                    help="set a boolean of flash_attention.ops.configs for the whole run (repeatable)")
     args = ap.parse_args()
+    for spec in args.set:
+        name, val = spec.split("=")
+        if not hasattr(configs, name):
+            raise SystemExit(f"flash_attention.ops.configs has no switch {name}")
+        setattr(configs, name, bool(int(val)))
     switch_default = getattr(configs, args.switch) if args.switch else None
     settings = [(False,), (True,)] if args.switch else [()]
     rows = []

@@ -368,7 +368,8 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                   full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale,
                   sm_scale, dropout_args, rows_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
                   STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
-                  ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr, STAGED_ROWS: gl.constexpr):
+                  ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr, STAGED_ROWS: gl.constexpr,
+                  MASK_EVERY_TILE: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -396,34 +397,47 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
         slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
         # This head's Philox counters start where the forward's did (its lse rows and these share strides).
         drop = (seed, philox_offset + row_base * philox_stride, philox_stride, drop_thresh)
-        mask_end = lo
-        if CAUSAL or WINDOW:
-            # The first tiles (those starting before full_lo) need the mask; they get their own loop so the mask's
-            # registers are not held through the long unmasked one.
-            mask_end = lo + (full_lo - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M
-            for start in range(lo, gl.minimum(mask_end, hi), BLOCK_M):
+        if (CAUSAL or WINDOW) and MASK_EVERY_TILE:
+            # Every tile takes the mask, in one loop: a compare and a select per score more on the tiles that need
+            # none, but one loop's live values instead of two or three loops' (the head_dim-128 causal kernel with
+            # dQ fused and lse2/delta staged spills around every unmasked tile's products in the split form, and
+            # not at all in this one).
+            for start in range(lo, hi, BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
                                    DROPOUT, PTX_MASKS, STAGED_ROWS)
                 i += 1
-        for start in range(mask_end, full_hi, BLOCK_M):
-            dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
-                               empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
-                               slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                               dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI,
-                               DROPOUT, PTX_MASKS, STAGED_ROWS)
-            i += 1
-        if WINDOW:
-            # The last tiles, past the band's left edge for some of these keys.
-            for start in range(gl.maximum(full_hi, mask_end), hi, BLOCK_M):
+        else:
+            mask_end = lo
+            if CAUSAL or WINDOW:
+                # The first tiles (those starting before full_lo) need the mask; they get their own loop so the
+                # mask's registers are not held through the long unmasked one.
+                mask_end = lo + (full_lo - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M
+                for start in range(lo, gl.minimum(mask_end, hi), BLOCK_M):
+                    dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
+                                       ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
+                                       win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
+                                       head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
+                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)
+                    i += 1
+            for start in range(mask_end, full_hi, BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                                   dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
+                                   dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI,
                                    DROPOUT, PTX_MASKS, STAGED_ROWS)
                 i += 1
+            if WINDOW:
+                # The last tiles, past the band's left edge for some of these keys.
+                for start in range(gl.maximum(full_hi, mask_end), hi, BLOCK_M):
+                    dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
+                                       ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
+                                       win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
+                                       head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
+                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)
+                    i += 1
 
     if FUSE_DQ:
         # The other consumer's dQ products read this consumer's K rows until its last tile: wait for it before
@@ -447,7 +461,8 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                         sm_scale, seed, philox_offset, philox_stride, drop_thresh, dropout_scale,
                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
                         WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr,
-                        PTX_MASKS: gl.constexpr = True, STAGED_ROWS: gl.constexpr = False):
+                        PTX_MASKS: gl.constexpr = True, STAGED_ROWS: gl.constexpr = False,
+                        MASK_EVERY_TILE: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -524,12 +539,12 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 0, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)),
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 1, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)),
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE)),
     ], [4, 4], [240, 240])
 
 
@@ -601,9 +616,11 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
             diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale, *drop)
-    staged = configs.backward_staged_rows(head_dim, f.causal or window, fuse, f.dropout_p > 0)
+    masked = f.causal or window
+    every = masked and configs.backward_mask_every_tile(head_dim, fuse, f.dropout_p > 0)
+    staged = configs.backward_staged_rows(head_dim, masked, fuse, f.dropout_p > 0, every)
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0, staged),
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
-                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, num_warps=4)
+                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, MASK_EVERY_TILE=every, num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

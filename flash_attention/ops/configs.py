@@ -220,7 +220,8 @@ GLUON_BWD_PTX_MASKS = True
 GLUON_BWD_STAGED_ROWS: bool | None = None
 
 
-def backward_staged_rows(head_dim: int, causal: bool, fuse_dq: bool, dropout: bool = False) -> bool:
+def backward_staged_rows(head_dim: int, causal: bool, fuse_dq: bool, dropout: bool = False,
+                         mask_every_tile: bool = False) -> bool:
     """Whether the Gluon backward's producer stages lse2 and delta (``STAGED_ROWS``). H200, bf16, B2 S8K, same
     process, off / on (results/sweeps/h200-2026-12-03o-staged-rows-ab-bf16.csv, TFLOPS): head_dim 128 493-494 /
     541-544 (cuDNN 525), causal 2K (dQ split) 355-359 / 365-367; head_dim 64 427-437 / 429-436, causal 408-413 /
@@ -229,10 +230,27 @@ def backward_staged_rows(head_dim: int, causal: bool, fuse_dq: bool, dropout: bo
     window level (431-433 / 432-433, causal 377-428 / 429-435). But head_dim 128 causal with dQ fused, 8K 437-442 /
     416-418, 16K 470-472 / 444-447: that kernel is at its register limit, and with the vectors from shared memory
     the compiler spills 16 values around the products of every unmasked tile (17 stores per tile, 3 before), so it
-    keeps the global loads."""
+    keeps the global loads, unless its tiles all take the mask in one loop (``mask_every_tile``), which compiles
+    without spills staged."""
     if GLUON_BWD_STAGED_ROWS is not None:
         return GLUON_BWD_STAGED_ROWS
-    return not (head_dim > 64 and causal and fuse_dq and not dropout)
+    return mask_every_tile or not (head_dim > 64 and causal and fuse_dq and not dropout)
+
+
+# The Gluon backward's causal/window tiles walked in one loop that masks every tile (``MASK_EVERY_TILE``), instead
+# of the masked edge tiles in a loop of their own before the unmasked ones. None = the policy below; True/False force
+# it wherever a mask applies.
+GLUON_BWD_MASK_EVERY_TILE: bool | None = None
+
+
+def backward_mask_every_tile(head_dim: int, fuse_dq: bool, dropout: bool = False) -> bool:
+    """Whether a masked Gluon backward walks all its query tiles in one masked loop. Compiled for sm_90 (bf16, 8K
+    keys, causal, dQ fused, lse2/delta staged), head_dim 128: the two-loop form spills 55 values (17 stores per
+    unmasked tile), the one-loop form none, at 584 instructions per tile against the unmasked loop's 568 (with its
+    spill code) and the non-causal kernel's 504. Not measured on a GPU yet, so off (NOTES entry 53)."""
+    if GLUON_BWD_MASK_EVERY_TILE is not None:
+        return GLUON_BWD_MASK_EVERY_TILE
+    return False
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:

@@ -71,6 +71,19 @@ def test_gluon_bwd_dropout(case, dtype, gluon_dkdv_calls):
     assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
+@pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 128, True), AttnCase(2, 1000, 1300, 4, 4, 128, True),
+                                  AttnCase(1, 2049, 2049, 4, 4, 64, True), AttnCase(2, 700, 300, 4, 2, 128, True),
+                                  *[c for c in BAND_CASES if c.head_dim == 128]], ids=str)
+def test_gluon_bwd_mask_every_tile(case, gluon_dkdv_calls):
+    """``configs.GLUON_BWD_MASK_EVERY_TILE`` forced on, both dQ modes: every query tile of a causal or windowed
+    program takes the mask, in one loop, with lse2/delta staged (``backward_staged_rows``): ragged lengths, both
+    diagonals, GQA, windows and ALiBi."""
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", True):
+        check_case(case, torch.bfloat16, "cuda")
+    assert gluon_dkdv_calls.call_count == 1
+    assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
+
+
 @pytest.mark.parametrize("case", [AttnCase(3, 1000, 1100, 8, 2, 128, True), AttnCase(2, 2049, 2049, 4, 4, 64, True),
                                   AttnCase(2, 700, 1500, 6, 3, 128, False)], ids=str)
 def test_gluon_dkdv_grid(case, gluon_dkdv_calls):

@@ -124,6 +124,25 @@ def test_staged_rows_policy():
             assert configs.backward_staged_rows(64, False, False) is forced
 
 
+def test_mask_every_tile_policy():
+    """One masked loop over every tile (``configs.backward_mask_every_tile``): off until measured on a GPU; forced
+    on, it also stages lse2/delta in the head_dim-128 causal kernel with dQ fused, whose two-loop form keeps the
+    global loads."""
+    assert not configs.backward_mask_every_tile(128, True) and not configs.backward_staged_rows(128, True, True)
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", True):
+        assert configs.backward_mask_every_tile(128, True)
+    assert configs.backward_staged_rows(128, True, True, mask_every_tile=True)
+
+
+@pytest.mark.parametrize("extra", [(), ("--window", "1000")])
+def test_mask_every_tile_compiles_without_spills(extra):
+    """The head_dim-128 causal (or windowed) kernel with dQ fused and lse2/delta staged, all tiles in one masked
+    loop: no spills, where the two-loop staged form spills 55 values causal and 68 windowed."""
+    r = _compile("gluon-dkdv-dq", 128, 1, 8192, "--set", "GLUON_BWD_MASK_EVERY_TILE=1", *extra)
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["selp_b16"] == 0, r
+    assert r["wgmma"] == 64, r  # one loop's products (the two-loop form compiles each loop's: 128)
+
+
 @pytest.mark.parametrize("extra", [(), ("--alibi",)])
 def test_staged_rows_compile_for_sm90(extra):
     """With lse2/delta staged (``STAGED_ROWS``) the head_dim-128 kernels with dQ fused compile within shared memory:
