@@ -8,9 +8,9 @@ dK/dV programs in one launch), ``tma`` (dQ added by the dK/dV kernel through TMA
 ``attention_backward`` picks), each with the banded tiles walked in one loop (``configs.ONE_LOOP``) or in three runs
 (``-3loops``). ``--switch NAME`` also toggles a boolean
 of ops/configs.py (e.g. ``BWD_TMA``) off and on for every variant; ``--set NAME=0|1`` fixes one for the whole run.
-Shapes are sweep_helpers' specs (``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]``) at
-16K tokens, hidden 2048; each variant is timed twice, in
-alternating order, so the spread between the two runs shows the noise.
+Shapes are sweep_helpers' specs
+(``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]``) at 16K tokens, hidden 2048;
+each variant is timed twice, in alternating order, so the spread between the two runs shows the noise.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ def raw_summary(path: str, kernel: str) -> None:
     header, units, body = rows[start], rows[start + 1], rows[start + 2:]
     col = {h: i for i, h in enumerate(header)}
     keep = re.compile(r"gpu__time_duration.sum|sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak|"
-                      r"sm__throughput.avg.pct|lts__t_bytes.sum.per_second|l1tex__data_bank_conflicts_pipe_lsu_mem_shared|"
-                      r"smsp__inst_executed.sum$|sm__warps_active.avg.per_cycle_active|launch__registers_per_thread")
+                      r"sm__throughput.avg.pct|lts__t_bytes.sum.per_second|"
+                      r"l1tex__data_bank_conflicts_pipe_lsu_mem_shared|smsp__inst_executed.sum$|"
+                      r"sm__warps_active.avg.per_cycle_active|launch__registers_per_thread")
     for r in body:
         if len(r) != len(header) or not re.search(kernel, r[col["Kernel Name"]]):
             continue

@@ -1,6 +1,6 @@
 """Helpers shared by the sweep, A/B and diagnosis scripts in benchmarks/: shape specs
-(``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]`` at 16K tokens and hidden 2048, as in the
-benchmark grid), SDPA anchor timings in the same process, and the CSV writer."""
+(``head_dim:causal:seqlen[:window[:alibi[:group[:window_right[:dropout_percent]]]]]`` at 16K tokens and hidden
+2048, as in the benchmark grid), SDPA anchor timings in the same process, and the CSV writer."""
 
 from __future__ import annotations
 

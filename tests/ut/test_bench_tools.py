@@ -299,3 +299,49 @@ def test_table_header_gives_one_range_for_several_processes_ceilings():
     line = make_table.header_line(rows)
     assert "bf16 matmul 708-806 TFLOPS" in line and line.count("matmul") == 1
     assert "copy 4.22 TB/s" in line and line.count("copy") == 1
+
+
+def test_ncu_summary_condenses_raw_and_source_pages(tmp_path):
+    """benchmarks/ncu_summary.py on Nsight Compute CSV exports shaped like the real ones (a raw page: header, units,
+    one row per kernel; a source page: one row per SASS instruction): the matching kernel's duration and stall
+    shares, and the instructions with the most stall samples first."""
+    raw = tmp_path / "raw.csv"
+    with open(raw, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ID", "Kernel Name", "gpu__time_duration.sum", "smsp__pcsamp_warps_issue_stalled_long_scoreboard",
+                    "smsp__pcsamp_warps_issue_stalled_barrier", "smsp__pcsamp_warps_issue_stalled_barrier_not_issued"])
+        w.writerow(["", "", "ms", "", "", ""])
+        w.writerow(["0", "other_kernel", "0.03", "5", "5", "1"])
+        w.writerow(["1", "_attn_bwd_dkdv_sm90", "4.45", "300", "100", "90"])
+    sass = tmp_path / "sass.csv"
+    with open(sass, "w", newline="") as fh:
+        fh.write('"Kernel Name","_attn_bwd_dkdv_sm90"\n')
+        w = csv.writer(fh, quoting=csv.QUOTE_ALL)
+        w.writerow(["Address", "Source", "Warp Stall Sampling (All Samples)", "stall_long_sb", "stall_barrier"])
+        w.writerow(["0x10", "FMUL R1, R1, 0.25", "30", "28", "2"])
+        w.writerow(["0x20", "HGMMA.64x64x16.F32.BF16 R24, gdesc[UR8], R24", "70", "0", "65"])
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ncu_summary.py"), "--raw", str(raw), "--sass",
+                          str(sass), "--kernel", "dkdv"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "== _attn_bwd_dkdv_sm90" in out and "other_kernel" not in out
+    assert "gpu__time_duration.sum = 4.45 ms" in out
+    assert "long_scoreboard                   75.0%" in out and "barrier                           25.0%" in out
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("0x")]
+    assert [ln.split()[0] for ln in lines] == ["0x20", "0x10"]
+    assert "70.0%" in lines[0] and "stall_barrier=65" in lines[0] and "stall_long_sb=28" in lines[1]
+
+
+def test_ab_shape_specs():
+    """benchmarks/sweep_helpers.parse_shapes: ``head_dim:causal:seqlen[:window[:alibi[:group[:window_right
+    [:dropout_percent]]]]]`` at 16K tokens, hidden 2048."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from sweep_helpers import parse_shapes
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    plain, window, feats = parse_shapes("128:1:8192,64:0:4096:2048,128:1:8192:-1:1:4:0:10")
+    assert (plain.head_dim, plain.causal, plain.seqlen, plain.window, plain.dropout) == (128, True, 8192, (-1, -1), 0)
+    assert (plain.batch, plain.nheads) == (2, 16)
+    assert window.window == (2048, 0) and (window.batch, window.nheads) == (4, 32)
+    assert feats.alibi and feats.group == 4 and feats.dropout == 0.1 and feats.window == (-1, -1)
