@@ -1,7 +1,8 @@
 #!/bin/bash
 # Prepared in the twelfth session (2026-12-03) for a later device call, not run yet: Nsight Compute on the rows
 # still short of cuDNN (NOTES entries 51-53): the head_dim-128 forward at 1K keys and causal at 2K, the head_dim-64
-# backward, and the head_dim-128 causal backward in its default form and with every tile masked in one loop.
+# backward, and the head_dim-128 causal backward in its default form and with every tile masked in one loop; then
+# the features table again (its rows predate entry 50).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 L=h200-next-s
 R=$OUT/$L; mkdir -p $R
@@ -23,4 +24,7 @@ for spec in ours:forward:128:0:1024:- ours:forward:128:1:2048:- cudnn:forward:12
   python ncu_summary.py --sass $R/$tag-sass.csv --top 25 | cut -c1-200 | tail -26
   rm -f $R/$tag.ncu-rep
 done
+cd ..
+timeout 150 python -m flash_attention.bench_features --quick --out $R/$L-features.csv > $R/$L-features.log 2>&1
+echo "features exit $?"; grep -A40 "^name" $R/$L-features.log | head -45
 cd $OUT && tar czf $L.tgz $L && rm -rf $L

@@ -28,12 +28,12 @@ import triton
 import triton.language as tl
 
 from ..features import Features
-from . import backward_sm90, configs, forward_sm90
+from . import backward_sm90, configs, dq_convert, forward_sm90
 from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dkdv_atomic_configs, dkdv_configs, dot_precision,
                       dq_configs, interpreting, launch_with_fallback, next_power_of_2)
 from .descriptors import tile_descriptors
 from .forward import LOG2E, feature_args
-from .launch import PlanCache, launch
+from .launch import Plan, PlanCache, launch
 from .masks import key_range, query_range, sequence_bounds, visible
 from .scores import dropout_draws, dropout_keep, score_log2, user_mask
 
@@ -791,15 +791,30 @@ def attention_backward(
     if gluon_dkdv:
         plans["dkdv"] = backward_sm90.attention_backward_dkdv_sm90(q, k, v, dout, lse2, delta, dk, dv, f,
                                                                    dq_acc=acc4, roles=roles)
-        if plans["first"] is not None and plans["dkdv"] is not None:
-            _PLANS.put(key, (mode == "tma", plans["first"], plans["dkdv"]))
     else:
         launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
+    convert = None
     if mode != "split":
-        acc = dq_acc.view(nheads, lay.total_q, head_dim).transpose(0, 1) if lay.varlen else \
-            dq_acc.view(batch, nheads, seqlen_q, head_dim).transpose(1, 2)
-        dq.copy_(acc)
+        convert = _convert_dq(dq_acc, dq, lay.varlen, roles)
+    if gluon_dkdv and plans["first"] is not None and plans["dkdv"] is not None:
+        _PLANS.put(key, (mode == "tma", plans["first"], plans["dkdv"], convert))
     return dq, dk, dv, dbias
+
+
+def _convert_dq(dq_acc: torch.Tensor, dq: torch.Tensor, varlen: bool,
+                roles: Optional[dict] = None) -> Optional[Plan]:
+    """dQ from the float32 accumulator (``(batch * nheads, seqlen_q, head_dim)``, or ``(nheads, total_q,
+    head_dim)`` for packed sequences): through ops/dq_convert.py's kernel where ``configs.dq_convert_kernel`` says
+    so (returning its plan when ``roles`` are given), else ``copy_``."""
+    out = dq.unsqueeze(0).transpose(1, 2) if varlen else dq.transpose(1, 2)  # (batch | 1, nheads, rows, head_dim)
+    acc = dq_acc.view(out.shape)
+    if configs.dq_convert_kernel(dq.device.type) and dq_convert.convertible(acc, out):
+        grid, args, kwargs = dq_convert.dq_convert_args(acc, out)
+        # The tensors themselves go in as the pointers (the views start where they do), so a plan can swap them.
+        args = (roles["dq_acc"] if roles is not None else dq_acc, dq, *args[2:])
+        return launch(dq_convert._dq_convert_kernel, grid, args, kwargs, roles)
+    out.copy_(acc)
+    return None
 
 
 _PLANS = PlanCache()
@@ -818,7 +833,7 @@ def _plan_key(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
             f.deterministic, torch.are_deterministic_algorithms_enabled(), configs.BWD_GLUON, configs.BWD_GLUON_DQ,
             configs.GLUON_BWD_MIN_SEQLEN, configs.GLUON_BWD_D64_MIN_SEQLEN, configs.GLUON_DQ_MIN_SEQLEN,
             configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128, configs.ONE_LOOP, configs.BWD_TMA, configs.GLUON_BWD_PTX_MASKS,
-            configs.GLUON_BWD_STAGED_ROWS, configs.GLUON_BWD_MASK_EVERY_TILE)
+            configs.GLUON_BWD_STAGED_ROWS, configs.GLUON_BWD_MASK_EVERY_TILE, configs.DQ_CONVERT_KERNEL)
 
 
 def _roles(q, k, v, dout, out, lse, delta, lse2, dq, dk, dv, dq_acc) -> dict:
@@ -836,7 +851,7 @@ def _planned_backward(key: Optional[tuple], dout: torch.Tensor, q: torch.Tensor,
     entry = _PLANS.get(key) if key is not None else None
     if entry is None:
         return None
-    fused, first, dkdv = entry
+    fused, first, dkdv, convert = entry
     batch, seqlen_q, nheads, head_dim = q.shape
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     delta = torch.empty((batch, nheads, seqlen_q), device=q.device, dtype=torch.float32)
@@ -845,7 +860,9 @@ def _planned_backward(key: Optional[tuple], dout: torch.Tensor, q: torch.Tensor,
     roles = _roles(q, k, v, dout, out, lse, delta, lse2, dq, dk, dv, acc)
     first.launch(roles)
     dkdv.launch(roles)
-    if fused:
+    if convert is not None:
+        convert.launch(roles)
+    elif fused:
         dq.copy_(acc.transpose(1, 2))
     return dq, dk, dv, None
 

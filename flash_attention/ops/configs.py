@@ -299,6 +299,23 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)
 
 
+# dQ from the float32 accumulator of the fused/atomic backward through ops/dq_convert.py's kernel (True) or
+# ``Tensor.copy_`` (False); None = the policy below.
+DQ_CONVERT_KERNEL: bool | None = None
+
+
+def dq_convert_kernel(device_type: str) -> bool:
+    """Whether the float32 dQ buffer goes to dQ through the conversion kernel. Nsight Compute timed PyTorch's
+    transposing copy at 96 us for 16K tokens at hidden 2048 on the H200 (~2 TB/s against a 4.25 TB/s copy;
+    results/diagnostics/h200-2026-12-03o-ncu-ours-staged-bwd-d128-8k-summary.txt), 2% of an S=8K backward and ~8%
+    of an S=2K one (below 2K keys dQ comes from the split kernel: no buffer); the kernel reads and writes whole
+    rows. Not measured on a GPU yet, so off (NOTES entry 54). Forced on, it runs where Triton can launch it (a GPU,
+    or the interpreter)."""
+    if DQ_CONVERT_KERNEL is not None:
+        return DQ_CONVERT_KERNEL and (device_type == "cuda" or interpreting())
+    return False
+
+
 # Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors
 # (ops/backward.py). None = where it measured faster (backward_tma below); True/False force it on/off.
 BWD_TMA: bool | None = None

@@ -132,3 +132,18 @@ def test_default_path_dropout(causal):
                            wraps=backward_sm90.attention_backward_dkdv_sm90) as m:
         check_api(flash_attn_func, AttnCase(1, 4096, 4096, 4, 4, 128, causal, dropout_p=0.1), torch.bfloat16, "cuda")
     assert m.call_count == 1 and _fused(m) == (not causal)
+
+
+@pytest.mark.parametrize("case", [AttnCase(2, 2049, 2049, 8, 2, 128, False), AttnCase(1, 4096, 4096, 4, 4, 64, True),
+                                  AttnCase(2, 3000, 3000, 4, 4, 128, True)], ids=str)
+def test_dq_convert_kernel_default_path(case):
+    """``configs.DQ_CONVERT_KERNEL`` forced on: the default path's float32 dQ buffer goes to dQ (bf16, rounded to
+    nearest here, where the interpreter truncates) through ops/dq_convert.py's kernel, against the float64
+    reference, on the first call and on the second, which relaunches its recorded plans."""
+    from flash_attention.ops import dq_convert
+
+    with mock.patch.object(configs, "DQ_CONVERT_KERNEL", True), \
+            mock.patch.object(dq_convert, "dq_convert_args", wraps=dq_convert.dq_convert_args) as spy:
+        check_case(case, torch.bfloat16, "cuda")
+        check_case(case, torch.bfloat16, "cuda")
+    assert spy.call_count >= 1

@@ -86,8 +86,10 @@ def test_bwd_fused(case, kernel_device):
 def test_dq_atomic_varlen_dropout(kernel_device):
     """Packed sequences (a tile's tail rows belong to the next sequence: they must add zeros) and dropout:
     the atomic dQ matches the split kernel's to rounding."""
+    from unittest import mock
+
     from flash_attention.features import Features
-    from flash_attention.ops import attention_backward, attention_forward
+    from flash_attention.ops import attention_backward, attention_forward, configs
 
     torch.manual_seed(0)
     lens_q, lens_k = [5, 37, 0, 20], [9, 30, 4, 20]
@@ -103,6 +105,8 @@ def test_dq_atomic_varlen_dropout(kernel_device):
         split = attention_backward(do, q, k, v, out, lse, f, dq_mode="split")
         atomic = attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")
         torch.testing.assert_close(atomic[0], split[0], rtol=1e-5, atol=1e-5)
+        with mock.patch.object(configs, "DQ_CONVERT_KERNEL", True):  # packed rows through the conversion kernel
+            assert torch.equal(attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")[0], atomic[0])
         assert torch.equal(atomic[1], split[1]) and torch.equal(atomic[2], split[2])
         # The fused launch runs the split programs themselves: dK/dV bit-identical, dQ too up to its tile
         # shape (the dQ programs take the dK/dV programs' warps, which may change the GPU's summation order).
@@ -214,3 +218,45 @@ def test_backward_tma_matches_pointer_loads(dq_mode, layout, causal, window, ker
             torch.testing.assert_close(got, exp, rtol=1e-3, atol=1e-3)
         else:
             assert torch.equal(got, exp)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize("shape", [(2, 100, 3, 64), (1, 7, 2, 128), (2, 65, 2, 80), (1, 1, 1, 256)], ids=str)
+def test_dq_convert_kernel(shape, dtype, kernel_device):
+    """ops/dq_convert.py: the float32 ``(batch, nheads, seqlen, head_dim)`` accumulator into a dQ laid out as
+    ``(batch, seqlen, nheads, head_dim)`` (ragged row counts, head_dim not a power of 2), every element written
+    once and nothing around it (bf16 rounding is checked on the GPU: the interpreter truncates)."""
+    from flash_attention.ops.dq_convert import dq_convert
+
+    batch, seqlen, nheads, head_dim = shape
+    torch.manual_seed(0)
+    acc = torch.randn(batch, nheads, seqlen, head_dim, device=kernel_device)
+    buf = torch.full((batch * seqlen * nheads * head_dim + 8,), float("nan"), dtype=dtype, device=kernel_device)
+    dq = buf[4:-4].view(batch, seqlen, nheads, head_dim)
+    dq_convert(acc, dq.transpose(1, 2))
+    assert torch.equal(dq, acc.transpose(1, 2).to(dtype))
+    assert buf[:4].isnan().all() and buf[-4:].isnan().all()
+
+
+@pytest.mark.parametrize("case", DQ_MODE_CASES[:2] + [AttnCase(2, 33, 33, 2, 1, 64, True)], ids=str)
+def test_dq_atomic_with_convert_kernel(case, kernel_device):
+    """``configs.DQ_CONVERT_KERNEL`` forced on: the atomic mode's float32 dQ goes through the conversion kernel and
+    gives the same dQ as ``copy_`` (bit for bit: both round the same float32 sums), and dK/dV are untouched."""
+    from unittest import mock
+
+    from flash_attention.features import Features
+    from flash_attention.ops import configs, dq_convert
+    from flash_attention.ops.backward import attention_backward
+    from flash_attention.ops.forward import attention_forward
+    from flash_attention.testing import random_inputs
+
+    q, k, v, do = random_inputs(case, torch.float16, kernel_device)
+    f = Features(case.head_dim ** -0.5, causal=case.causal)
+    out, lse = attention_forward(q, k, v, f)
+    with mock.patch.object(configs, "DQ_CONVERT_KERNEL", False):
+        ref = attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")[:3]
+    with mock.patch.object(configs, "DQ_CONVERT_KERNEL", True), \
+            mock.patch.object(dq_convert, "dq_convert_args", wraps=dq_convert.dq_convert_args) as spy:
+        got = attention_backward(do, q, k, v, out, lse, f, dq_mode="atomic")[:3]
+    assert spy.call_count == 1
+    assert all(torch.equal(a, b) for a, b in zip(got, ref))
