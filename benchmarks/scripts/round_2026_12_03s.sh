@@ -2,7 +2,7 @@
 # Prepared in the twelfth session (2026-12-03) for a later device call, not run yet: Nsight Compute on the rows
 # still short of cuDNN (NOTES entries 51-53): the head_dim-128 forward at 1K keys and causal at 2K, the head_dim-64
 # backward, and the head_dim-128 causal backward in its default form and with every tile masked in one loop; then
-# the features table again (its rows predate entry 50).
+# the dQ staging tile's 32-byte swizzle A/B (entry 56) and the features table again (its rows predate entry 50).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 L=h200-next-s
 R=$OUT/$L; mkdir -p $R
@@ -24,6 +24,8 @@ for spec in ours:forward:128:0:1024:- ours:forward:128:1:2048:- cudnn:forward:12
   python ncu_summary.py --sass $R/$tag-sass.csv --top 25 | cut -c1-200 | tail -26
   rm -f $R/$tag.ncu-rep
 done
+timeout 70 python ab_backward.py --switch GLUON_BWD_DQ_NARROW_SWIZZLE --variants default --shapes 128:0:8192,128:1:8192,64:0:8192 --out $R/$L-dq-narrow-swizzle-ab-bf16.csv > $R/$L-dq-narrow-swizzle-ab-bf16.log 2>&1
+echo "ab exit $?"; grep -v Warning $R/$L-dq-narrow-swizzle-ab-bf16.log | cut -c1-260 | tail -12
 cd ..
 timeout 150 python -m flash_attention.bench_features --quick --out $R/$L-features.csv > $R/$L-features.log 2>&1
 echo "features exit $?"; grep -A40 "^name" $R/$L-features.log | head -45

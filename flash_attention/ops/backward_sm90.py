@@ -574,6 +574,18 @@ def dq_cols(head_dim: int) -> int:
     return head_dim // 2 if head_dim >= 128 else head_dim
 
 
+def dq_staging_layout(rows: int, cols: int) -> gl.NVMMASharedLayout:
+    """The shared-memory layout of a consumer's float32 dQ tile, which its TMA reductions read. The default 128-byte
+    swizzle takes twice the ideal wavefronts for the tile's stores from the wgmma accumulator: a 64-bit store's
+    half warp covers 4 rows x 32 bytes, and the swizzle only permutes those rows' chunks within one 128-byte group
+    (Nsight Compute: 2,097,152 excessive wavefronts on each of the 16 stores per tile,
+    results/diagnostics/h200-2026-12-03o-ncu-*). With ``configs.GLUON_BWD_DQ_NARROW_SWIZZLE`` a 32-byte swizzle
+    (the copy engine then adds 8-column boxes, 8 per tile): each half warp's stores fill 128 contiguous bytes."""
+    if configs.GLUON_BWD_DQ_NARROW_SWIZZLE:
+        return gl.NVMMASharedLayout(swizzle_byte_width=32, element_bitwidth=32, rank=4)
+    return smem_layout(rows, cols, torch.float32)
+
+
 def stages_for(head_dim: int, fuse_dq: bool = False, dropout: bool = False, staged_rows: bool = True) -> int:
     """(Q, dO) stages beside the program's K and V (and, with dQ fused, two dS^T slots and the dQ staging tiles;
     with dropout, each consumer's 4 KB of Philox draws for its next tile); with ``staged_rows`` each stage also
@@ -603,7 +615,7 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     if fuse:
         cols = dq_cols(head_dim)
         dq_desc = TensorDescriptor(dq_acc, list(dq_acc.shape), list(dq_acc.stride()), [1, 1, rows_m, cols],
-                                   smem_layout(rows_m, cols, torch.float32))
+                                   dq_staging_layout(rows_m, cols))
     else:
         dq_desc = descs[4]
     diag = f.diagonal(seqlen_q, seqlen_k)

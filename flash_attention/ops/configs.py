@@ -299,6 +299,11 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)
 
 
+# The Gluon backward's float32 dQ staging tile in a 32-byte swizzle instead of 128 (backward_sm90.dq_staging_layout):
+# conflict-free stores from the accumulator, 8 TMA reductions per tile instead of 2. Compiled for sm_90: the same
+# 16 stores per tile from one base register (4 before). Not measured on a GPU yet, so off (NOTES entry 56).
+GLUON_BWD_DQ_NARROW_SWIZZLE = False
+
 # dQ from the float32 accumulator of the fused/atomic backward through ops/dq_convert.py's kernel (True) or
 # ``Tensor.copy_`` (False); None = the policy below.
 DQ_CONVERT_KERNEL: bool | None = None

@@ -147,3 +147,13 @@ def test_dq_convert_kernel_default_path(case):
         check_case(case, torch.bfloat16, "cuda")
         check_case(case, torch.bfloat16, "cuda")
     assert spy.call_count >= 1
+
+
+@pytest.mark.parametrize("case", [AttnCase(2, 2049, 2049, 8, 2, 128, False), AttnCase(2, 3000, 2100, 4, 4, 64, True),
+                                  AttnCase(1, 4096, 4096, 4, 4, 128, True)], ids=str)
+def test_dq_narrow_swizzle(case):
+    """``configs.GLUON_BWD_DQ_NARROW_SWIZZLE`` forced on: the fused dQ added from a 32-byte-swizzled staging tile in
+    8-column boxes, against the float64 reference (ragged lengths, GQA, causal, both head_dims)."""
+    with mock.patch.object(configs, "GLUON_BWD_DQ_NARROW_SWIZZLE", True), \
+            mock.patch.object(configs, "BWD_GLUON", True), mock.patch.object(configs, "BWD_GLUON_DQ", True):
+        check_case(case, torch.bfloat16, "cuda")

@@ -143,6 +143,14 @@ def test_mask_every_tile_compiles_without_spills(extra):
     assert r["wgmma"] == 64, r  # one loop's products (the two-loop form compiles each loop's: 128)
 
 
+@pytest.mark.parametrize("head_dim,causal", [(128, 0), (64, 1)])
+def test_dq_narrow_swizzle_compiles(head_dim, causal):
+    """``configs.GLUON_BWD_DQ_NARROW_SWIZZLE``: the dQ staging tile in a 32-byte swizzle compiles for sm_90 within
+    shared memory and without spills (the copy engine's boxes then split the tile in 8-column slices)."""
+    r = _compile("gluon-dkdv-dq", head_dim, causal, 8192, "--set", "GLUON_BWD_DQ_NARROW_SWIZZLE=1")
+    assert r["ldl"] == 0 and r["stl"] == 0, r
+
+
 @pytest.mark.parametrize("extra", [(), ("--alibi",)])
 def test_staged_rows_compile_for_sm90(extra):
     """With lse2/delta staged (``STAGED_ROWS``) the head_dim-128 kernels with dQ fused compile within shared memory:
