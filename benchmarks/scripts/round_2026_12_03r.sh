@@ -13,8 +13,9 @@ echo "tests exit $?"; grep -c PASSED $R/$L-tests.log; grep -E "^FAILED|Error|ass
 cd benchmarks
 timeout 150 python ab_backward.py --switch GLUON_BWD_MASK_EVERY_TILE --variants default --shapes 128:1:1024,128:1:2048,128:1:4096,128:1:8192,128:1:16384,64:1:8192,128:1:8192:2048 --out $R/$L-mask-every-tile-ab-bf16.csv > $R/$L-mask-every-tile-ab-bf16.log 2>&1
 echo "ab1 exit $?"; grep -v Warning $R/$L-mask-every-tile-ab-bf16.log | cut -c1-260 | tail -32
-# dQ modes once every tile is masked: windows and causal ALiBi/dropout at head_dim 128 (split by policy today).
-timeout 120 python ab_backward.py --set GLUON_BWD_MASK_EVERY_TILE=1 --variants split,tma --shapes 128:1:8192:2048,128:0:8192:2048,128:1:8192:-1:1,128:1:8192:-1:0:1:0:10 --out $R/$L-mask-every-tile-dq-modes-ab-bf16.csv > $R/$L-mask-every-tile-dq-modes-ab-bf16.log 2>&1
+# dQ modes once every tile is masked: causal 2K-4K, windows and causal ALiBi/dropout at head_dim 128 (split by policy
+# today).
+timeout 120 python ab_backward.py --set GLUON_BWD_MASK_EVERY_TILE=1 --variants split,tma --shapes 128:1:2048,128:1:4096,128:1:8192:2048,128:0:8192:2048,128:1:8192:-1:1,128:1:8192:-1:0:1:0:10 --out $R/$L-mask-every-tile-dq-modes-ab-bf16.csv > $R/$L-mask-every-tile-dq-modes-ab-bf16.log 2>&1
 echo "ab2 exit $?"; grep -v Warning $R/$L-mask-every-tile-dq-modes-ab-bf16.log | cut -c1-260 | tail -16
 timeout 90 python ab_backward.py --switch DQ_CONVERT_KERNEL --variants default --shapes 128:0:2048,128:1:4096,128:0:8192,64:0:2048,64:1:2048 --out $R/$L-dq-convert-ab-bf16.csv > $R/$L-dq-convert-ab-bf16.log 2>&1
 echo "ab3 exit $?"; grep -v Warning $R/$L-dq-convert-ab-bf16.log | cut -c1-260 | tail -16
