@@ -179,6 +179,25 @@ def _keep_where_le(n, bound, p):
 
 
 @gluon.jit
+def _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout: gl.constexpr,
+              MASK_INIT: gl.constexpr, WINDOW: gl.constexpr):
+    """S^T's starting value ``-lse2 / qk_scale`` per query; with ``MASK_INIT`` -inf where the band hides the key
+    (causal: n > m + diag; a window: outside ``[m + diag - win_left, m + diag + win_right]``), so the product keeps
+    it there and exp2 gives 0: one select per score at the start instead of one after exp2, and no move."""
+    start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+    if MASK_INIT:
+        offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
+        hidden = gl.full([ROWS, BLOCK_M], float("-inf"), gl.float32, layout=s_layout)
+        pos = offs_m + diag
+        if WINDOW:
+            start = ptx_select("le.s32", (pos - win_left)[None, :], offs_n[:, None], start, hidden)
+            start = ptx_select("le.s32", offs_n[:, None], (pos + win_right)[None, :], start, hidden)
+        else:
+            start = ptx_select("le.s32", offs_n[:, None], pos[None, :], start, hidden)
+    return start
+
+
+@gluon.jit
 def _tile_rows(Vec, row_base, offs_m, m_ok, other: gl.constexpr, rows_smem, s, WHICH: gl.constexpr,
                STAGED: gl.constexpr):
     """One of the query tile's vectors (lse2: ``WHICH`` 0, delta: 1) in the layout of ``offs_m``: from the stage's
@@ -223,7 +242,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
               off_h, draws_smem, lo, hi, drop, head_step, dropout_scale, rows_smem, CID: gl.constexpr,
               HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr,
               WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True,
-              STAGED_ROWS: gl.constexpr = False):
+              STAGED_ROWS: gl.constexpr = False, MASK_INIT: gl.constexpr = False):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
     mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
@@ -251,7 +270,8 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     # they run; dS^T is formed before P^T is converted for dV's product, so P^T's operand copy and the float32
     # P^T and dP^T tiles are never live at once.
     if DROPOUT:
-        st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
+                       WINDOW)
         if not STAGED_ROWS:
             mbarrier.wait(ready.index(s), (i // STAGES) & 1)
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
@@ -270,14 +290,16 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # compiled to the same spills with both read first).
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
-        st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
+                       WINDOW)
         st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
         dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     else:
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
-        st = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
+                       WINDOW)
         dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
         mbarrier.wait(ready.index(s), (i // STAGES) & 1)
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
@@ -294,7 +316,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         pt = gl.exp2(st * qk_scale - slope2 * gl.abs(dist))
     else:
         pt = gl.exp2(st * qk_scale)
-    if MASKED:
+    if MASKED and not MASK_INIT:
         # A query tile at the band's edge: key n is visible to query m iff n <= m + diag (causal), or iff
         # -win_left <= n - m - diag <= win_right (a window, causal folded in).
         offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
@@ -407,7 +429,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS)
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS, True)
                 i += 1
         else:
             mask_end = lo

@@ -246,8 +246,9 @@ GLUON_BWD_MASK_EVERY_TILE: bool | None = None
 def backward_mask_every_tile(head_dim: int, fuse_dq: bool, dropout: bool = False) -> bool:
     """Whether a masked Gluon backward walks all its query tiles in one masked loop. Compiled for sm_90 (bf16, 8K
     keys, causal, dQ fused, lse2/delta staged), head_dim 128: the two-loop form spills 55 values (17 stores per
-    unmasked tile), the one-loop form none, at 584 instructions per tile against the unmasked loop's 568 (with its
-    spill code) and the non-causal kernel's 504. Not measured on a GPU yet, so off (NOTES entry 53)."""
+    unmasked tile), the one-loop form none, at 568 instructions per tile (the mask folded into S^T's starting
+    value) against the two-loop form's 568 with its spill code and the non-causal kernel's 504. Not measured on a
+    GPU yet, so off (NOTES entry 53)."""
     if GLUON_BWD_MASK_EVERY_TILE is not None:
         return GLUON_BWD_MASK_EVERY_TILE
     return False
