@@ -151,7 +151,9 @@ def capture_gluon_bwd(args, spec: str | None, fuse_dq: bool = False):
     dq_acc = torch.zeros(q.shape[0], q.shape[2], q.shape[1], q.shape[3]) if fuse_dq else None
     cap = _captured(bwd_sm90_mod, ["_attn_bwd_dkdv_sm90"], lambda: bwd_sm90_mod.attention_backward_dkdv_sm90(
         q, k, v, torch.randn_like(q), lse, lse, torch.empty_like(k), torch.empty_like(v), f,
-        int(spec) if spec else 0, dq_acc))
+        int(spec) if spec else 0, dq_acc,
+        # As attention_backward passes it: dQ's shares unscaled where the conversion kernel will scale them.
+        dq_scaled=not (fuse_dq and bwd_sm90_mod.configs.dq_convert_kernel("cuda"))))
     _, a, kw = cap["_attn_bwd_dkdv_sm90"].calls[0]
     return cap["_attn_bwd_dkdv_sm90"].fn, a, kw
 

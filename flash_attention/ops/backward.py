@@ -788,32 +788,45 @@ def attention_backward(
         return dq, dk, dv, dbias
     if mode in ("atomic", "tma"):
         dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
+    # With the conversion kernel, the Gluon kernel leaves its dQ shares unscaled and the conversion scales once.
+    scale_later = gluon_dkdv and mode == "tma" and _convert_kernel_applies(dq_acc, dq, lay.varlen)
     if gluon_dkdv:
         plans["dkdv"] = backward_sm90.attention_backward_dkdv_sm90(q, k, v, dout, lse2, delta, dk, dv, f,
-                                                                   dq_acc=acc4, roles=roles)
+                                                                   dq_acc=acc4, roles=roles,
+                                                                   dq_scaled=not scale_later)
     else:
         launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
     convert = None
     if mode != "split":
-        convert = _convert_dq(dq_acc, dq, lay.varlen, roles)
+        convert = _convert_dq(dq_acc, dq, lay.varlen, roles, f.softmax_scale if scale_later else 1.0)
     if gluon_dkdv and plans["first"] is not None and plans["dkdv"] is not None:
         _PLANS.put(key, (mode == "tma", plans["first"], plans["dkdv"], convert))
     return dq, dk, dv, dbias
 
 
-def _convert_dq(dq_acc: torch.Tensor, dq: torch.Tensor, varlen: bool,
-                roles: Optional[dict] = None) -> Optional[Plan]:
-    """dQ from the float32 accumulator (``(batch * nheads, seqlen_q, head_dim)``, or ``(nheads, total_q,
-    head_dim)`` for packed sequences): through ops/dq_convert.py's kernel where ``configs.dq_convert_kernel`` says
-    so (returning its plan when ``roles`` are given), else ``copy_``."""
-    out = dq.unsqueeze(0).transpose(1, 2) if varlen else dq.transpose(1, 2)  # (batch | 1, nheads, rows, head_dim)
-    acc = dq_acc.view(out.shape)
-    if configs.dq_convert_kernel(dq.device.type) and dq_convert.convertible(acc, out):
-        grid, args, kwargs = dq_convert.dq_convert_args(acc, out)
+def _acc_views(dq_acc: torch.Tensor, dq: torch.Tensor, varlen: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The float32 accumulator (``(batch * nheads, seqlen_q, head_dim)``, or ``(nheads, total_q, head_dim)`` for
+    packed sequences) and dQ as matching ``(batch | 1, nheads, rows, head_dim)`` views."""
+    out = dq.unsqueeze(0).transpose(1, 2) if varlen else dq.transpose(1, 2)
+    return dq_acc.view(out.shape), out
+
+
+def _convert_kernel_applies(dq_acc: Optional[torch.Tensor], dq: torch.Tensor, varlen: bool) -> bool:
+    return (dq_acc is not None and configs.dq_convert_kernel(dq.device.type)
+            and dq_convert.convertible(*_acc_views(dq_acc, dq, varlen)))
+
+
+def _convert_dq(dq_acc: torch.Tensor, dq: torch.Tensor, varlen: bool, roles: Optional[dict] = None,
+                scale: float = 1.0) -> Optional[Plan]:
+    """dQ (times ``scale``) from the float32 accumulator: through ops/dq_convert.py's kernel where
+    ``configs.dq_convert_kernel`` says so (returning its plan when ``roles`` are given), else ``copy_``."""
+    acc, out = _acc_views(dq_acc, dq, varlen)
+    if _convert_kernel_applies(dq_acc, dq, varlen):
+        grid, args, kwargs = dq_convert.dq_convert_args(acc, out, scale)
         # The tensors themselves go in as the pointers (the views start where they do), so a plan can swap them.
         args = (roles["dq_acc"] if roles is not None else dq_acc, dq, *args[2:])
         return launch(dq_convert._dq_convert_kernel, grid, args, kwargs, roles)
-    out.copy_(acc)
+    out.copy_(acc if scale == 1.0 else acc * scale)
     return None
 
 

@@ -122,6 +122,15 @@ def _dq_products(ds_all, k_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr, DQ_C
 
 
 @gluon.jit
+def _dq_scaled(dq, sm_scale, UNSCALED: gl.constexpr):
+    """A dQ share as added to the float32 buffer: times the softmax scale, or as it is with ``UNSCALED`` (the
+    conversion kernel that turns the buffer into dQ applies the scale once, off the consumers' path)."""
+    if UNSCALED:
+        return dq
+    return dq * sm_scale
+
+
+@gluon.jit
 def _dq_reduce(dq, dq_desc, dq_tile, off_b, off_h, start, col):
     """Add a float32 dQ tile into the global accumulator through the copy engine, via this consumer's staging
     tile (whose previous reduction, issued a whole query tile ago, must have read it first)."""
@@ -242,7 +251,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
               off_h, draws_smem, lo, hi, drop, head_step, dropout_scale, rows_smem, CID: gl.constexpr,
               HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr,
               WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True,
-              STAGED_ROWS: gl.constexpr = False, MASK_INIT: gl.constexpr = False):
+              STAGED_ROWS: gl.constexpr = False, MASK_INIT: gl.constexpr = False, DQ_UNSCALED: gl.constexpr = False):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
     mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
@@ -363,7 +372,8 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
                 _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
             dv, dk, pa, dq = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dq))
             mbarrier.arrive(empty.index(s), count=1)
-            _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, CID * DQ_COLS)
+            _dq_reduce(_dq_scaled(dq, sm_scale, DQ_UNSCALED), dq_desc, dq_smem.index(CID), off_b, off_h, start,
+                       CID * DQ_COLS)
         else:
             if DROPOUT:
                 _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
@@ -373,7 +383,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
                 mbarrier.wait(ds_ready.index(slot), (i // 2) & 1)
                 dq = _dq_products(ds_all, k_smem, CID, HEAD_DIM, DQ_COLS, SPLIT_COLS)
                 dq = warpgroup_mma_wait(num_outstanding=0, deps=(dq,))
-                _dq_reduce(dq * sm_scale, dq_desc, dq_smem.index(CID), off_b, off_h, start, 0)
+                _dq_reduce(_dq_scaled(dq, sm_scale, DQ_UNSCALED), dq_desc, dq_smem.index(CID), off_b, off_h, start, 0)
     else:
         dsa = gl.convert_layout(dst, a_layout)
         dk = warpgroup_mma(dsa, qt, dk, is_async=True)
@@ -391,7 +401,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                   sm_scale, dropout_args, rows_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
                   STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
                   ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr, STAGED_ROWS: gl.constexpr,
-                  MASK_EVERY_TILE: gl.constexpr):
+                  MASK_EVERY_TILE: gl.constexpr, DQ_UNSCALED: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -429,7 +439,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS, True)
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS, True, DQ_UNSCALED)
                 i += 1
         else:
             mask_end = lo
@@ -442,14 +452,14 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                        ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
                                        win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
                                        head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
-                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)
+                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED)
                     i += 1
             for start in range(mask_end, full_hi, BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS)
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED)
                 i += 1
             if WINDOW:
                 # The last tiles, past the band's left edge for some of these keys.
@@ -458,7 +468,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                        ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
                                        win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
                                        head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
-                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS)
+                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED)
                     i += 1
 
     if FUSE_DQ:
@@ -484,7 +494,7 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
                         WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr,
                         PTX_MASKS: gl.constexpr = True, STAGED_ROWS: gl.constexpr = False,
-                        MASK_EVERY_TILE: gl.constexpr = False):
+                        MASK_EVERY_TILE: gl.constexpr = False, DQ_UNSCALED: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -561,12 +571,12 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 0, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE)),
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 1, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE)),
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED)),
     ], [4, 4], [240, 240])
 
 
@@ -623,12 +633,14 @@ def stages_for(head_dim: int, fuse_dq: bool = False, dropout: bool = False, stag
 def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dout: torch.Tensor,
                                  lse2: torch.Tensor, delta: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor,
                                  f: Features, stages: int = 0, dq_acc: Optional[torch.Tensor] = None,
-                                 roles: Optional[Dict[str, torch.Tensor]] = None) -> Optional[Plan]:
+                                 roles: Optional[Dict[str, torch.Tensor]] = None,
+                                 dq_scaled: bool = True) -> Optional[Plan]:
     """Launch the Gluon backward kernel (``supported`` was checked). Without ``dq_acc``, lse2/delta were written
     by the dQ kernel; with it (a zeroed float32 ``(batch, nheads, seqlen_q, head_dim)`` tensor, lse2/delta from
     the preprocessing pass) the kernel also adds each key tile's share of dQ (scaled: the sum is the final dQ in
-    float32) into it through TMA reductions. With ``roles`` (the tensors by name, ``dq_acc`` among them when
-    fused), returns the launch's plan (ops/launch.py)."""
+    float32) into it through TMA reductions; ``dq_scaled=False`` leaves those shares unscaled, for a conversion
+    that applies the softmax scale (ops/dq_convert.py). With ``roles`` (the tensors by name, ``dq_acc`` among them
+    when fused), returns the launch's plan (ops/launch.py)."""
     batch, seqlen_q, nheads, head_dim = q.shape
     seqlen_k, nheads_k = k.shape[1], k.shape[2]
     rows_m, rows_n = BLOCK_M.value, ROWS.value
@@ -656,5 +668,6 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0, staged),
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
-                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, MASK_EVERY_TILE=every, num_warps=4)
+                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, MASK_EVERY_TILE=every,
+                  DQ_UNSCALED=fuse and not dq_scaled, num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

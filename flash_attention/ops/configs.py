@@ -315,8 +315,10 @@ def dq_convert_kernel(device_type: str) -> bool:
     transposing copy at 96 us for 16K tokens at hidden 2048 on the H200 (~2 TB/s against a 4.25 TB/s copy;
     results/diagnostics/h200-2026-12-03o-ncu-ours-staged-bwd-d128-8k-summary.txt), 2% of an S=8K backward and ~8%
     of an S=2K one (below 2K keys dQ comes from the split kernel: no buffer); the kernel reads and writes whole
-    rows. Not measured on a GPU yet, so off (NOTES entry 54). Forced on, it runs where Triton can launch it (a GPU,
-    or the interpreter)."""
+    rows. It also applies the softmax scale, so the Gluon backward adds its dQ shares unscaled: compiled for sm_90,
+    504 -> 472 instructions per tile at head_dim 128, 487 -> 454 at 64 (no multiply per share element). Not
+    measured on a GPU yet, so off (NOTES entry 54). Forced on, it runs where Triton can launch it (a GPU, or the
+    interpreter)."""
     if DQ_CONVERT_KERNEL is not None:
         return DQ_CONVERT_KERNEL and (device_type == "cuda" or interpreting())
     return False

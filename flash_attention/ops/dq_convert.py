@@ -7,7 +7,8 @@ laid out like q, usually ``(batch, seqlen_q, nheads, head_dim)``, so the copy tr
 hidden-2048 buffer (128 MB read, 64 MB written) in 96 us, about 2 TB/s of the 4.25 TB/s a copy reaches
 (Nsight Compute, ``results/diagnostics/h200-2026-12-03o-ncu-*-summary.txt``). Here one program converts
 ``BLOCK_S`` rows of one head: both sides are runs of ``head_dim`` contiguous elements, so every load and store is a
-full row.
+full row. It can also apply the softmax scale, which the Gluon backward then leaves out of its dQ shares (one
+multiply per element here instead of one per element of every key block's share).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from .configs import cdiv
 
 
 @triton.jit
-def _dq_convert_kernel(Acc, DQ, seqlen, stride_ab, stride_ah, stride_as, stride_qb, stride_qh, stride_qs,
-                       HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr):
+def _dq_convert_kernel(Acc, DQ, seqlen, scale, stride_ab, stride_ah, stride_as, stride_qb, stride_qh, stride_qs,
+                       HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr, SCALED: tl.constexpr):
     s0 = tl.program_id(0) * BLOCK_S
     h = tl.program_id(1).to(tl.int64)
     b = tl.program_id(2).to(tl.int64)
@@ -30,6 +31,8 @@ def _dq_convert_kernel(Acc, DQ, seqlen, stride_ab, stride_ah, stride_as, stride_
     ok = (rows < seqlen)[:, None] & (cols < HEAD_DIM)[None, :]
     rows64 = rows.to(tl.int64)[:, None]
     acc = tl.load(Acc + b * stride_ab + h * stride_ah + rows64 * stride_as + cols[None, :], mask=ok)
+    if SCALED:
+        acc = acc * scale
     tl.store(DQ + b * stride_qb + h * stride_qh + rows64 * stride_qs + cols[None, :],
              acc.to(DQ.dtype.element_ty), mask=ok)
 
@@ -41,22 +44,23 @@ def convertible(acc: torch.Tensor, dq: torch.Tensor) -> bool:
             and acc.stride(-1) == 1 and dq.stride(-1) == 1 and acc.device == dq.device)
 
 
-def dq_convert_args(acc: torch.Tensor, dq: torch.Tensor):
-    """``(grid, args, kwargs)`` of the conversion of ``acc`` into ``dq``, both ``(batch, nheads, seqlen,
-    head_dim)`` views (``convertible``), for ``ops/launch.py``'s ``launch``."""
+def dq_convert_args(acc: torch.Tensor, dq: torch.Tensor, scale: float = 1.0):
+    """``(grid, args, kwargs)`` of the conversion of ``acc`` (times ``scale``) into ``dq``, both ``(batch, nheads,
+    seqlen, head_dim)`` views (``convertible``), for ``ops/launch.py``'s ``launch``."""
     batch, nheads, seqlen, head_dim = acc.shape
     block_s = 64 if head_dim <= 128 else 32
     grid = (cdiv(seqlen, block_s), nheads, batch)
-    args = (acc, dq, seqlen, *acc.stride()[:3], *dq.stride()[:3])
-    kwargs = dict(HEAD_DIM=head_dim, BLOCK_D=triton.next_power_of_2(head_dim), BLOCK_S=block_s, num_warps=4)
+    args = (acc, dq, seqlen, float(scale), *acc.stride()[:3], *dq.stride()[:3])
+    kwargs = dict(HEAD_DIM=head_dim, BLOCK_D=triton.next_power_of_2(head_dim), BLOCK_S=block_s, SCALED=scale != 1.0,
+                  num_warps=4)
     return grid, args, kwargs
 
 
-def dq_convert(acc: torch.Tensor, dq: torch.Tensor) -> torch.Tensor:
-    """``dq[...] = acc`` in dq's dtype, for ``(batch, nheads, seqlen, head_dim)`` views; returns dq. Falls back to
-    ``Tensor.copy_`` where the kernel does not apply (``convertible``)."""
+def dq_convert(acc: torch.Tensor, dq: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``dq[...] = acc * scale`` in dq's dtype, for ``(batch, nheads, seqlen, head_dim)`` views; returns dq. Falls
+    back to PyTorch where the kernel does not apply (``convertible``)."""
     if not convertible(acc, dq) or acc.numel() == 0:
-        return dq.copy_(acc)
-    grid, args, kwargs = dq_convert_args(acc, dq)
+        return dq.copy_(acc if scale == 1.0 else acc * scale)
+    grid, args, kwargs = dq_convert_args(acc, dq, scale)
     _dq_convert_kernel[grid](*args, **kwargs)
     return dq

@@ -137,9 +137,10 @@ def test_default_path_dropout(causal):
 @pytest.mark.parametrize("case", [AttnCase(2, 2049, 2049, 8, 2, 128, False), AttnCase(1, 4096, 4096, 4, 4, 64, True),
                                   AttnCase(2, 3000, 3000, 4, 4, 128, True)], ids=str)
 def test_dq_convert_kernel_default_path(case):
-    """``configs.DQ_CONVERT_KERNEL`` forced on: the default path's float32 dQ buffer goes to dQ (bf16, rounded to
-    nearest here, where the interpreter truncates) through ops/dq_convert.py's kernel, against the float64
-    reference, on the first call and on the second, which relaunches its recorded plans."""
+    """``configs.DQ_CONVERT_KERNEL`` forced on: the Gluon kernel adds its dQ shares unscaled and ops/dq_convert.py's
+    kernel scales them on the way from the float32 buffer to dQ (bf16, rounded to nearest here, where the
+    interpreter truncates), against the float64 reference, on the first call and on the second, which relaunches
+    its recorded plans."""
     from flash_attention.ops import dq_convert
 
     with mock.patch.object(configs, "DQ_CONVERT_KERNEL", True), \

@@ -236,6 +236,9 @@ def test_dq_convert_kernel(shape, dtype, kernel_device):
     dq_convert(acc, dq.transpose(1, 2))
     assert torch.equal(dq, acc.transpose(1, 2).to(dtype))
     assert buf[:4].isnan().all() and buf[-4:].isnan().all()
+    # With the softmax scale applied on the way (the Gluon backward's unscaled shares).
+    dq_convert(acc, dq.transpose(1, 2), scale=0.125)
+    assert torch.equal(dq, (acc * 0.125).transpose(1, 2).to(dtype))
 
 
 @pytest.mark.parametrize("case", DQ_MODE_CASES[:2] + [AttnCase(2, 33, 33, 2, 1, 64, True)], ids=str)
