@@ -78,7 +78,8 @@ def _bin(name: str) -> str:
 
 
 def report(kernel, dump: str | None = None, tag: str = "k") -> Dict[str, Any]:
-    """Registers, spill bytes and shared memory from the cubin; wgmma issue/wait counts from the PTX."""
+    """Registers, spill bytes and shared memory from the cubin; wgmma issue/wait counts from the PTX; the SASS
+    instruction count of the whole kernel."""
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as fh:
         fh.write(kernel.asm["cubin"])
         path = fh.name
@@ -92,7 +93,8 @@ def report(kernel, dump: str | None = None, tag: str = "k") -> Dict[str, Any]:
                shared=kernel.metadata.shared, wgmma=ptx.count("wgmma.mma_async"),
                waits=re.findall(r"wgmma\.wait_group\.sync\.aligned (\d+)", ptx),
                hgmma_sass=sass.count("HGMMA"), ldl=sass.count("LDL"), stl=sass.count("STL"),
-               mufu_ex2=sass.count("MUFU.EX2"), selp_b16=ptx.count("selp.b16"))
+               mufu_ex2=sass.count("MUFU.EX2"), selp_b16=ptx.count("selp.b16"),
+               sass_instructions=len(re.findall(r"^\s+/\*[0-9a-f]{4,}\*/", sass, re.M)))
     if dump:
         os.makedirs(dump, exist_ok=True)
         for key in ("ttgir", "ptx"):

@@ -3,7 +3,7 @@
 # still short of cuDNN (NOTES entries 51-53): the head_dim-128 forward at 1K keys and causal at 2K, the head_dim-64
 # backward, the head_dim-64 causal forward at 4K (the tl kernel there), and the head_dim-128 causal backward in its
 # default form and with every tile masked in one loop; then
-# the dQ staging tile's 32-byte swizzle A/B (entry 56) and the features table again (its rows predate entry 50).
+# the A/Bs of the dQ staging tile's 32-byte swizzle (entry 56) and of the prescaled starting values (entry 58).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 L=h200-next-s
 R=$OUT/$L; mkdir -p $R
@@ -36,7 +36,7 @@ PY
 done
 timeout 70 python ab_backward.py --switch GLUON_BWD_DQ_NARROW_SWIZZLE --variants default --shapes 128:0:8192,128:1:8192,64:0:8192 --out $R/$L-dq-narrow-swizzle-ab-bf16.csv > $R/$L-dq-narrow-swizzle-ab-bf16.log 2>&1
 echo "ab exit $?"; grep -v Warning $R/$L-dq-narrow-swizzle-ab-bf16.log | cut -c1-260 | tail -12
+timeout 70 python ab_backward.py --switch GLUON_BWD_PRESCALED_ROWS --set DQ_CONVERT_KERNEL=1 --variants default --shapes 128:0:8192,64:0:8192,64:1:8192 --out $R/$L-prescaled-ab-bf16.csv > $R/$L-prescaled-ab-bf16.log 2>&1
+echo "ab2 exit $?"; grep -v Warning $R/$L-prescaled-ab-bf16.log | cut -c1-260 | tail -12
 cd ..
-timeout 150 python -m flash_attention.bench_features --quick --out $R/$L-features.csv > $R/$L-features.log 2>&1
-echo "features exit $?"; grep -A40 "^name" $R/$L-features.log | head -45
 cd $OUT && tar czf $L.tgz $L && rm -rf $L

@@ -74,8 +74,8 @@ def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
 
 @gluon.jit
 def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, rows_smem, kv_bar, ready,
-                  empty, Lse2, Delta, stride_lb, stride_lh, seqlen_q, off_b, off_hk, n0, lo, hi, group,
-                  STAGES: gl.constexpr, STAGED_ROWS: gl.constexpr):
+                  empty, Lse2, Delta, stride_lb, stride_lh, seqlen_q, off_b, off_hk, n0, lo, hi, group, qk_scale,
+                  STAGES: gl.constexpr, STAGED_ROWS: gl.constexpr, PRESCALED: gl.constexpr = False):
     mbarrier.expect(kv_bar, 2 * CONSUMERS * k_desc.block_type.nbytes)
     for c in gl.static_range(CONSUMERS):
         tma.async_copy_global_to_shared(k_desc, [off_b, off_hk, n0 + c * ROWS, 0], kv_bar, k_smem.index(c))
@@ -99,6 +99,11 @@ def _bwd_producer(q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_sm
             tma.async_copy_global_to_shared(q_desc, [off_b, off_h, start, 0], ready.index(s), q_smem.index(s))
             tma.async_copy_global_to_shared(do_desc, [off_b, off_h, start, 0], ready.index(s), do_smem.index(s))
             if STAGED_ROWS:
+                if PRESCALED:
+                    # The accumulators' starting values themselves, once per stage here rather than by every
+                    # consumer thread for each of its 16 queries.
+                    lse2 = 0.0 - lse2 / qk_scale
+                    delta = 0.0 - delta
                 rows_smem[0].index(s).store(lse2)
                 rows_smem[1].index(s).store(delta)
                 gl.thread_barrier()
@@ -189,11 +194,16 @@ def _keep_where_le(n, bound, p):
 
 @gluon.jit
 def _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout: gl.constexpr,
-              MASK_INIT: gl.constexpr, WINDOW: gl.constexpr):
+              MASK_INIT: gl.constexpr, WINDOW: gl.constexpr, PRESCALED: gl.constexpr = False):
     """S^T's starting value ``-lse2 / qk_scale`` per query; with ``MASK_INIT`` -inf where the band hides the key
     (causal: n > m + diag; a window: outside ``[m + diag - win_left, m + diag + win_right]``), so the product keeps
-    it there and exp2 gives 0: one select per score at the start instead of one after exp2, and no move."""
-    start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+    it there and exp2 gives 0: one select per score at the start instead of one after exp2, and no move.
+    ``PRESCALED``: ``lse2`` already holds ``-lse2 / qk_scale`` (the producer staged it so)."""
+    if PRESCALED:
+        # x + (-0.0) is x exactly, so the broadcast costs no arithmetic.
+        start = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + lse2[None, :]
+    else:
+        start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
     if MASK_INIT:
         offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
         hidden = gl.full([ROWS, BLOCK_M], float("-inf"), gl.float32, layout=s_layout)
@@ -251,7 +261,8 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
               off_h, draws_smem, lo, hi, drop, head_step, dropout_scale, rows_smem, CID: gl.constexpr,
               HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, MASKED: gl.constexpr, FUSE_DQ: gl.constexpr,
               WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr = True,
-              STAGED_ROWS: gl.constexpr = False, MASK_INIT: gl.constexpr = False, DQ_UNSCALED: gl.constexpr = False):
+              STAGED_ROWS: gl.constexpr = False, MASK_INIT: gl.constexpr = False, DQ_UNSCALED: gl.constexpr = False,
+              PRESCALED: gl.constexpr = False):
     """One query tile (the i-th this consumer takes from the ring): dV += P^T dO and dK += dS^T Q, and with
     ``FUSE_DQ`` this program's share of dQ for the tile added into the float32 accumulator. With ``DROPOUT`` (keep
     mask Z, scale 1 / (1 - p)): dV's operand is P^T with the dropped entries zeroed (the consumer scales dV once at
@@ -280,7 +291,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     # P^T and dP^T tiles are never live at once.
     if DROPOUT:
         st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
-                       WINDOW)
+                       WINDOW, PRESCALED)
         if not STAGED_ROWS:
             mbarrier.wait(ready.index(s), (i // STAGES) & 1)
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
@@ -290,7 +301,11 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # entries need dP^T / (1 - p) - delta and start from -delta (1 - p); dropped ones start from DROPPED,
         # which no product moves (its float32 step is far above any |dP|), and take -delta below.
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
-        kept_start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (delta * (1 / dropout_scale))[None, :]
+        if PRESCALED:  # delta holds -delta
+            kept_start = (gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout)
+                          + (delta * (1 / dropout_scale))[None, :])
+        else:
+            kept_start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (delta * (1 / dropout_scale))[None, :]
         dpt = select_kept(_load_draws(draws_smem), drop[3], kept_start, gl.full_like(kept_start, DROPPED))
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     elif STAGED_ROWS:
@@ -300,15 +315,18 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
-                       WINDOW)
+                       WINDOW, PRESCALED)
         st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
-        dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
+        if PRESCALED:  # delta holds -delta
+            dpt = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + delta[None, :]
+        else:
+            dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     else:
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
         st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
-                       WINDOW)
+                       WINDOW, PRESCALED)
         dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
         mbarrier.wait(ready.index(s), (i // STAGES) & 1)
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
@@ -348,6 +366,8 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # Kept: P^T (dP^T / (1 - p) - delta); dropped: P^T (-delta), with delta read again (cached) rather than
         # held through the products.
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
+        if PRESCALED:
+            delta = 0.0 - delta
         ds, pk = _dropout_grads(pt, dpt, dropout_scale, delta)
         dst = ds.to(dtype)
         pa = gl.convert_layout(pk.to(dtype), a_layout)
@@ -401,7 +421,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                   sm_scale, dropout_args, rows_smem, CID: gl.constexpr, HEAD_DIM: gl.constexpr,
                   STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr,
                   ALIBI: gl.constexpr, DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr, STAGED_ROWS: gl.constexpr,
-                  MASK_EVERY_TILE: gl.constexpr, DQ_UNSCALED: gl.constexpr):
+                  MASK_EVERY_TILE: gl.constexpr, DQ_UNSCALED: gl.constexpr, PRESCALED: gl.constexpr):
     dtype: gl.constexpr = dk_desc.dtype
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     key0 = n0 + CID * ROWS
@@ -439,7 +459,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS, True, DQ_UNSCALED)
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS, True, DQ_UNSCALED, PRESCALED)
                 i += 1
         else:
             mask_end = lo
@@ -452,14 +472,14 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                        ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
                                        win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
                                        head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
-                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED)
+                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
                     i += 1
             for start in range(mask_end, full_hi, BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
                                    slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
                                    dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED)
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
                 i += 1
             if WINDOW:
                 # The last tiles, past the band's left edge for some of these keys.
@@ -468,7 +488,7 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
                                        ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
                                        win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
                                        head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
-                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED)
+                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
                     i += 1
 
     if FUSE_DQ:
@@ -494,7 +514,8 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
                         HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, FUSE_DQ: gl.constexpr,
                         WINDOW: gl.constexpr, ALIBI: gl.constexpr, DROPOUT: gl.constexpr,
                         PTX_MASKS: gl.constexpr = True, STAGED_ROWS: gl.constexpr = False,
-                        MASK_EVERY_TILE: gl.constexpr = False, DQ_UNSCALED: gl.constexpr = False):
+                        MASK_EVERY_TILE: gl.constexpr = False, DQ_UNSCALED: gl.constexpr = False,
+                        PRESCALED: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     off_hk = gl.program_id(1)
     off_b = gl.program_id(2)
@@ -565,18 +586,20 @@ def _attn_bwd_dkdv_sm90(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, dq_de
         draws_all = (kv_bar, kv_bar)
     gl.warp_specialize([
         (_bwd_producer, (q_desc, k_desc, v_desc, do_desc, q_smem, k_smem, v_smem, do_smem, rows_smem, kv_bar, ready,
-                         empty, Lse2, Delta, stride_lb, stride_lh, seqlen_q, off_b, off_hk, n0, lo, hi, group, STAGES,
-                         STAGED_ROWS)),
+                         empty, Lse2, Delta, stride_lb, stride_lh, seqlen_q, off_b, off_hk, n0, lo, hi, group,
+                         qk_scale, STAGES, STAGED_ROWS, PRESCALED)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 0, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED)),
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED,
+                         PRESCALED)),
         (_bwd_consumer, (dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem,
                          do_smem, ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0,
                          lo, full_lo, full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb,
                          stride_sh, qk_scale, sm_scale, dropout_args, rows_smem, 1, HEAD_DIM, STAGES, CAUSAL,
-                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED)),
+                         FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED,
+                         PRESCALED)),
     ], [4, 4], [240, 240])
 
 
@@ -669,5 +692,6 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
                   PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, MASK_EVERY_TILE=every,
-                  DQ_UNSCALED=fuse and not dq_scaled, num_warps=4)
+                  DQ_UNSCALED=fuse and not dq_scaled, PRESCALED=staged and configs.GLUON_BWD_PRESCALED_ROWS,
+                  num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

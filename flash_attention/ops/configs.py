@@ -237,6 +237,12 @@ def backward_staged_rows(head_dim: int, causal: bool, fuse_dq: bool, dropout: bo
     return mask_every_tile or not (head_dim > 64 and causal and fuse_dq and not dropout)
 
 
+# With lse2/delta staged, the producer stages the accumulators' starting values themselves (-lse2 / qk_scale and
+# -delta, once per stage) and the consumers broadcast them without arithmetic. Bit-identical results; compiled for
+# sm_90, fewer instructions per tile (NOTES entry 58). Not measured on a GPU yet, so off.
+GLUON_BWD_PRESCALED_ROWS = False
+
+
 # The Gluon backward's causal/window tiles walked in one loop that masks every tile (``MASK_EVERY_TILE``), instead
 # of the masked edge tiles in a loop of their own before the unmasked ones. None = the policy below; True/False force
 # it wherever a mask applies.

@@ -158,3 +158,24 @@ def test_dq_narrow_swizzle(case):
     with mock.patch.object(configs, "GLUON_BWD_DQ_NARROW_SWIZZLE", True), \
             mock.patch.object(configs, "BWD_GLUON", True), mock.patch.object(configs, "BWD_GLUON_DQ", True):
         check_case(case, torch.bfloat16, "cuda")
+
+
+@pytest.mark.parametrize("case,dtype", [(AttnCase(2, 2049, 2049, 8, 2, 128, False), torch.bfloat16),
+                                        (AttnCase(2, 3000, 2100, 4, 4, 64, True), torch.float16),
+                                        (AttnCase(2, 1000, 1537, 8, 2, 128, dropout_p=0.1), torch.bfloat16),
+                                        (AttnCase(2, 1100, 1100, 8, 8, 64, True, dropout_p=0.3), torch.float16)],
+                         ids=str)
+def test_gluon_bwd_prescaled(case, dtype, gluon_dkdv_calls):
+    """``configs.GLUON_BWD_PRESCALED_ROWS`` with ``configs.DQ_CONVERT_KERNEL``, both dQ modes: the producer stages
+    ``-lse2 / scale`` and ``-delta`` (the dropout branch negates delta back for dS), the fused dQ shares go unscaled
+    and the conversion scales them; against the float64 reference, dropout through ``return_attn_probs``' mask."""
+    from flash_attention import flash_attn_func
+    from flash_attention.testing import check_api
+
+    with mock.patch.object(configs, "GLUON_BWD_PRESCALED_ROWS", True), \
+            mock.patch.object(configs, "DQ_CONVERT_KERNEL", True):
+        if case.dropout_p > 0:
+            check_api(flash_attn_func, case, dtype, "cuda")
+        else:
+            check_case(case, dtype, "cuda")
+    assert gluon_dkdv_calls.call_count == 1

@@ -143,6 +143,18 @@ def test_mask_every_tile_compiles_without_spills(extra):
     assert r["wgmma"] == 64, r  # one loop's products (the two-loop form compiles each loop's: 128)
 
 
+@pytest.mark.parametrize("head_dim", [128, 64])
+def test_prescaled_rows_and_unscaled_dq_trim_the_loop(head_dim):
+    """``configs.GLUON_BWD_PRESCALED_ROWS`` and ``configs.DQ_CONVERT_KERNEL`` (dQ shares unscaled): the same kernel
+    without spills and with fewer instructions (the staged starting values need no arithmetic, the shares no
+    multiply); SASS counts in NOTES entries 54 and 58."""
+    plain = _compile("gluon-dkdv-dq", head_dim, 0, 8192)
+    trimmed = _compile("gluon-dkdv-dq", head_dim, 0, 8192, "--set", "GLUON_BWD_PRESCALED_ROWS=1", "--set",
+                       "DQ_CONVERT_KERNEL=1")
+    assert trimmed["ldl"] == 0 and trimmed["stl"] == 0, trimmed
+    assert trimmed["sass_instructions"] < plain["sass_instructions"] - 50, (plain, trimmed)
+
+
 @pytest.mark.parametrize("head_dim,causal", [(128, 0), (64, 1)])
 def test_dq_narrow_swizzle_compiles(head_dim, causal):
     """``configs.GLUON_BWD_DQ_NARROW_SWIZZLE``: the dQ staging tile in a 32-byte swizzle compiles for sm_90 within
