@@ -452,8 +452,8 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
         if (CAUSAL or WINDOW) and MASK_EVERY_TILE:
             # Every tile takes the mask, in one loop: a compare and a select per score more on the tiles that need
             # none, but one loop's live values instead of two or three loops' (the head_dim-128 causal kernel with
-            # dQ fused and lse2/delta staged spills around every unmasked tile's products in the split form, and
-            # not at all in this one).
+            # dQ fused and lse2/delta staged spills around every unmasked tile's products in the two-loop form, and
+            # not at all in this one; here the mask goes into S^T's starting value, ``_st_start``).
             for start in range(lo, hi, BLOCK_M):
                 dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
                                    empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
