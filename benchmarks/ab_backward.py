@@ -41,11 +41,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
                     help="set a boolean of flash_attention.ops.configs for the whole run (repeatable)")
     args = ap.parse_args()
-    for spec in args.set:
-        name, val = spec.split("=")
-        if not hasattr(configs, name):
-            raise SystemExit(f"flash_attention.ops.configs has no switch {name}")
-        setattr(configs, name, bool(int(val)))
+    configs.set_switches(args.set)
     switch_default = getattr(configs, args.switch) if args.switch else None
     settings = [(False,), (True,)] if args.switch else [()]
     rows = []

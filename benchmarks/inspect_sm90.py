@@ -199,11 +199,7 @@ def main() -> None:
     args = ap.parse_args()
     from flash_attention.ops import configs
 
-    for spec in args.set:
-        name, val = spec.split("=")
-        if not hasattr(configs, name):
-            raise SystemExit(f"flash_attention.ops.configs has no switch {name}")
-        setattr(configs, name, bool(int(val)))
+    configs.set_switches(args.set)
     gluon = args.kernel.startswith("gluon")
     for spec in args.cfg or ([None] if gluon else ["128,128,8,3"]):
         if gluon:

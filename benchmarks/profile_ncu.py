@@ -48,14 +48,10 @@ def main() -> None:
     ap.add_argument("--shape", default="128:0:8192")
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--side", choices=("forward", "backward"), default="backward")
-    ap.add_argument("--config", action="append", default=[],
-                    help="NAME=0|1: set a boolean of flash_attention.ops.configs first (repeatable)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
+                    help="set a boolean of flash_attention.ops.configs first (repeatable)")
     args = ap.parse_args()
-    for item in args.config:
-        name, value = item.split("=")
-        if not hasattr(configs, name):
-            raise ValueError(f"--config: flash_attention.ops.configs has no switch {name}")
-        setattr(configs, name, value == "1")
+    configs.set_switches(args.set)
     (sh,) = parse_shapes(args.shape)
     q, k, v, do = sh.randn(4, DTYPES[args.dtype])
     if args.impl == "ours":

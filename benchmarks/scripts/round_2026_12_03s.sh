@@ -12,7 +12,7 @@ cd benchmarks
 for spec in ours:forward:128:0:1024:- ours:forward:128:1:2048:- cudnn:forward:128:1:2048:- ours:backward:64:0:8192:- ours:forward:64:1:4096:- \
             ours:backward:128:1:8192:- ours:backward:128:1:8192:GLUON_BWD_MASK_EVERY_TILE=1; do
   IFS=: read impl side d c s cfg <<< "$spec"
-  extra=(); suffix=""; if [ "$cfg" != "-" ]; then extra=(--config "$cfg"); suffix=-every; fi
+  extra=(); suffix=""; if [ "$cfg" != "-" ]; then extra=(--set "$cfg"); suffix=-every; fi
   tag=$impl-$side-$d-$c-$s$suffix
   timeout 100 $NCU --nvtx --nvtx-include "profiled/" --set full --import-source yes --clock-control none -f \
     -o $R/$tag python profile_ncu.py --impl $impl --side $side --shape $d:$c:$s "${extra[@]}" > $R/$tag-ncu.log 2>&1

@@ -415,6 +415,25 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
 
 
 @gluon.jit
+def _bwd_tiles(dk, dv, i, first, last, tile_args, CID: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+               MASKED: gl.constexpr, FUSE_DQ: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+               DROPOUT: gl.constexpr, PTX_MASKS: gl.constexpr, STAGED_ROWS: gl.constexpr, MASK_INIT: gl.constexpr,
+               DQ_UNSCALED: gl.constexpr, PRESCALED: gl.constexpr):
+    """``_bwd_tile`` over the query tiles ``[first, last)`` of one head; returns ``(dk, dv, i)``."""
+    (k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready, Lse2, Delta, row_base, key0,
+     seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
+     head_step, dropout_scale, rows_smem) = tile_args
+    for start in range(first, last, BLOCK_M):
+        dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty,
+                           ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right, slope2,
+                           qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step, dropout_scale,
+                           rows_smem, CID, HEAD_DIM, STAGES, MASKED, FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS,
+                           STAGED_ROWS, MASK_INIT, DQ_UNSCALED, PRESCALED)
+        i += 1
+    return dk, dv, i
+
+
+@gluon.jit
 def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, k_smem, v_smem, q_smem, do_smem,
                   ds_smem, dq_smem, draws_all, kv_bar, ready, empty, ds_ready, done, off_b, off_hk, n0, lo, full_lo,
                   full_hi, hi, seqlen_q, group, diag, win_left, win_right, Slopes, stride_sb, stride_sh, qk_scale,
@@ -449,47 +468,33 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
         slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
         # This head's Philox counters start where the forward's did (its lse rows and these share strides).
         drop = (seed, philox_offset + row_base * philox_stride, philox_stride, drop_thresh)
+        # What every tile of this head needs besides the flags (one tuple, so the loops below read as loops).
+        tile_args = (k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready, empty, ds_ready, Lse2, Delta,
+                     row_base, key0, seqlen_q, diag, win_left, win_right, slope2, qk_scale, sm_scale, off_b, off_h,
+                     draws_smem, lo, hi, drop, head_step, dropout_scale, rows_smem)
         if (CAUSAL or WINDOW) and MASK_EVERY_TILE:
             # Every tile takes the mask, in one loop: a compare and a select per score more on the tiles that need
             # none, but one loop's live values instead of two or three loops' (the head_dim-128 causal kernel with
             # dQ fused and lse2/delta staged spills around every unmasked tile's products in the two-loop form, and
             # not at all in this one; here the mask goes into S^T's starting value, ``_st_start``).
-            for start in range(lo, hi, BLOCK_M):
-                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
-                                   empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
-                                   slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                                   dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
+            dk, dv, i = _bwd_tiles(dk, dv, i, lo, hi, tile_args, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
                                    DROPOUT, PTX_MASKS, STAGED_ROWS, True, DQ_UNSCALED, PRESCALED)
-                i += 1
         else:
             mask_end = lo
             if CAUSAL or WINDOW:
                 # The first tiles (those starting before full_lo) need the mask; they get their own loop so the
                 # mask's registers are not held through the long unmasked one.
                 mask_end = lo + (full_lo - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M
-                for start in range(lo, gl.minimum(mask_end, hi), BLOCK_M):
-                    dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                                       ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
-                                       win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
-                                       head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
-                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
-                    i += 1
-            for start in range(mask_end, full_hi, BLOCK_M):
-                dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc, ready,
-                                   empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left, win_right,
-                                   slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop, head_step,
-                                   dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, False, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
-                i += 1
+                dk, dv, i = _bwd_tiles(dk, dv, i, lo, gl.minimum(mask_end, hi), tile_args, CID, HEAD_DIM, STAGES,
+                                       True, FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False,
+                                       DQ_UNSCALED, PRESCALED)
+            dk, dv, i = _bwd_tiles(dk, dv, i, mask_end, full_hi, tile_args, CID, HEAD_DIM, STAGES, False, FUSE_DQ,
+                                   WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
             if WINDOW:
                 # The last tiles, past the band's left edge for some of these keys.
-                for start in range(gl.maximum(full_hi, mask_end), hi, BLOCK_M):
-                    dk, dv = _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem, dq_desc,
-                                       ready, empty, ds_ready, Lse2, Delta, row_base, key0, seqlen_q, diag, win_left,
-                                       win_right, slope2, qk_scale, sm_scale, off_b, off_h, draws_smem, lo, hi, drop,
-                                       head_step, dropout_scale, rows_smem, CID, HEAD_DIM, STAGES, True, FUSE_DQ,
-                                       WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False, DQ_UNSCALED, PRESCALED)
-                    i += 1
+                dk, dv, i = _bwd_tiles(dk, dv, i, gl.maximum(full_hi, mask_end), hi, tile_args, CID, HEAD_DIM,
+                                       STAGES, True, FUSE_DQ, WINDOW, ALIBI, DROPOUT, PTX_MASKS, STAGED_ROWS, False,
+                                       DQ_UNSCALED, PRESCALED)
 
     if FUSE_DQ:
         # The other consumer's dQ products read this consumer's K rows until its last tile: wait for it before

@@ -11,8 +11,9 @@ fit the device (shared memory), so smaller or older GPUs still run, only slower.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
+from typing import Callable, Iterable, List, Sequence
 
 import torch
 
@@ -27,6 +28,16 @@ class KernelConfig:
 
 # Triton reads TRITON_INTERPRET when a kernel is decorated (at import), so one read here agrees with it.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def set_switches(specs: Iterable[str]) -> None:
+    """Set boolean switches of this module from ``NAME=0|1`` strings (the benchmark scripts' ``--set``)."""
+    module = sys.modules[__name__]
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        if not name.isupper() or not hasattr(module, name) or value not in ("0", "1"):
+            raise ValueError(f"expected NAME=0|1 with NAME a switch of flash_attention.ops.configs, got {spec!r}")
+        setattr(module, name, value == "1")
 
 
 def interpreting() -> bool:

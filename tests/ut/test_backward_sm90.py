@@ -223,3 +223,14 @@ def test_masks_and_dropout_without_packed_predicates(causal, extra):
     """Masks and dropout select per element in PTX (``configs.GLUON_BWD_PTX_MASKS``, ``select_kept``,
     ``_dropout_grads``): no ``selp.b16``, the mark of LLVM packing a tensor of compares into bit masks."""
     assert _compile("gluon-dkdv", 128, causal, 8192, *extra)["selp_b16"] == 0
+
+
+def test_set_switches():
+    """``configs.set_switches``, the benchmark scripts' ``--set NAME=0|1``: booleans by name, anything else refused."""
+    with mock.patch.object(configs, "GLUON_BWD_PTX_MASKS", True), mock.patch.object(configs, "BWD_GLUON", None):
+        configs.set_switches(["GLUON_BWD_PTX_MASKS=0", "BWD_GLUON=1"])
+        assert configs.GLUON_BWD_PTX_MASKS is False and configs.BWD_GLUON is True
+        for bad in ("NO_SUCH_SWITCH=1", "GLUON_BWD_PTX_MASKS=yes", "GLUON_BWD_PTX_MASKS", "interpreting=1"):
+            with pytest.raises(ValueError, match="NAME=0|1"):
+                configs.set_switches([bad])
+        assert configs.GLUON_BWD_PTX_MASKS is False
