@@ -2,8 +2,9 @@
 # Prepared in the twelfth session (2026-12-03) for the next device call, not run yet (no device time was left):
 # configs.GLUON_BWD_MASK_EVERY_TILE (causal/window programs walk all their query tiles in one masked loop, which
 # lets the head_dim-128 causal kernel with dQ fused take the staged lse2/delta without spilling) and
-# configs.DQ_CONVERT_KERNEL (the float32 dQ buffer to dQ in one row-wise kernel). GPU tests of both and of the
-# staged paths the twelfth session's calls did not reach, then the A/Bs (NOTES entries 53, 54).
+# configs.DQ_CONVERT_KERNEL (the float32 dQ buffer to dQ in one row-wise kernel). GPU tests of both, of the switches
+# round s measures (GLUON_BWD_DQ_NARROW_SWIZZLE, GLUON_BWD_PRESCALED_ROWS) and of the staged paths the twelfth
+# session's calls did not reach, then the A/Bs of the first two (NOTES entries 53, 54, 56, 58).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 L=h200-next-r
 R=$OUT/$L; mkdir -p $R
