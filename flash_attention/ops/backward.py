@@ -788,8 +788,9 @@ def attention_backward(
         return dq, dk, dv, dbias
     if mode in ("atomic", "tma"):
         dkdv_list = dkdv_atomic_configs(block_d, q.dtype, local, q.device)
+    convert_kernel = mode != "split" and _convert_kernel_applies(dq_acc, dq, lay.varlen)
     # With the conversion kernel, the Gluon kernel leaves its dQ shares unscaled and the conversion scales once.
-    scale_later = gluon_dkdv and mode == "tma" and _convert_kernel_applies(dq_acc, dq, lay.varlen)
+    scale_later = gluon_dkdv and mode == "tma" and convert_kernel
     if gluon_dkdv:
         plans["dkdv"] = backward_sm90.attention_backward_dkdv_sm90(q, k, v, dout, lse2, delta, dk, dv, f,
                                                                    dq_acc=acc4, roles=roles,
@@ -798,8 +799,11 @@ def attention_backward(
         launch_with_fallback(f"bwd_dkdv_{mode}", launch_dkdv, [dkdv_config] if dkdv_config else dkdv_list)
     convert = None
     if mode != "split":
-        convert = _convert_dq(dq_acc, dq, lay.varlen, roles, f.softmax_scale if scale_later else 1.0)
-    if gluon_dkdv and plans["first"] is not None and plans["dkdv"] is not None:
+        convert = _convert_dq(dq_acc, dq, lay.varlen, convert_kernel, roles, f.softmax_scale if scale_later else 1.0)
+    # A relaunch replays the conversion's plan, or copies the buffer as it is: without the plan, the unscaled
+    # shares would go unscaled into dQ, so nothing is kept then.
+    if gluon_dkdv and plans["first"] is not None and plans["dkdv"] is not None and (
+            convert is not None or not scale_later):
         _PLANS.put(key, (mode == "tma", plans["first"], plans["dkdv"], convert))
     return dq, dk, dv, dbias
 
@@ -816,12 +820,12 @@ def _convert_kernel_applies(dq_acc: Optional[torch.Tensor], dq: torch.Tensor, va
             and dq_convert.convertible(*_acc_views(dq_acc, dq, varlen)))
 
 
-def _convert_dq(dq_acc: torch.Tensor, dq: torch.Tensor, varlen: bool, roles: Optional[dict] = None,
-                scale: float = 1.0) -> Optional[Plan]:
-    """dQ (times ``scale``) from the float32 accumulator: through ops/dq_convert.py's kernel where
-    ``configs.dq_convert_kernel`` says so (returning its plan when ``roles`` are given), else ``copy_``."""
+def _convert_dq(dq_acc: torch.Tensor, dq: torch.Tensor, varlen: bool, use_kernel: bool,
+                roles: Optional[dict] = None, scale: float = 1.0) -> Optional[Plan]:
+    """dQ (times ``scale``) from the float32 accumulator: through ops/dq_convert.py's kernel with ``use_kernel``
+    (``_convert_kernel_applies``; returning its plan when ``roles`` are given), else ``copy_``."""
     acc, out = _acc_views(dq_acc, dq, varlen)
-    if _convert_kernel_applies(dq_acc, dq, varlen):
+    if use_kernel:
         grid, args, kwargs = dq_convert.dq_convert_args(acc, out, scale)
         # The tensors themselves go in as the pointers (the views start where they do), so a plan can swap them.
         args = (roles["dq_acc"] if roles is not None else dq_acc, dq, *args[2:])

@@ -35,8 +35,8 @@ head_dim-64 window without a causal mask); dropout (``DROPOUT``: the Philox draw
 accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is
 zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store).
 The Gluon backward (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with
-``configs.GLUON_BWD_BANDS``, dropout with ``configs.GLUON_BWD_DROPOUT``). Everything else, and every non-Hopper device, keeps the ``tl`` kernels of
-ops/forward.py. Gluon has no interpreter, so this
+``configs.GLUON_BWD_BANDS``, dropout with ``configs.GLUON_BWD_DROPOUT``). Everything else, and every non-Hopper
+device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this
 kernel is tested on the GPU (tests/st) and compiled for sm_90 on the CPU machine (tests/ut/test_forward_sm90.py).
 """
 
