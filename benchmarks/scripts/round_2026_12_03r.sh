@@ -6,7 +6,7 @@
 # round s measures (GLUON_BWD_DQ_NARROW_SWIZZLE, GLUON_BWD_PRESCALED_ROWS) and of the staged paths the twelfth
 # session's calls did not reach, then the A/Bs of the first two (NOTES entries 53, 54, 56, 58).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-next-r
+L=h200-2026-12-03r
 R=$OUT/$L; mkdir -p $R
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 timeout 190 python -m pytest -v -p no:cacheprovider -rA tests/st/test_gpu_backward_sm90.py -k "mask_every_tile or dq_convert or narrow_swizzle or prescaled or (dropout and split_dq) or grid or default_path" > $R/$L-tests.log 2>&1

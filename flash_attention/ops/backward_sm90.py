@@ -697,6 +697,7 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
                   PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, MASK_EVERY_TILE=every,
-                  DQ_UNSCALED=fuse and not dq_scaled, PRESCALED=staged and configs.GLUON_BWD_PRESCALED_ROWS,
+                  DQ_UNSCALED=fuse and not dq_scaled,
+                  PRESCALED=staged and configs.backward_prescaled_rows(head_dim, masked),
                   num_warps=4)
     return launch(_attn_bwd_dkdv_sm90, grid, args, kwargs, roles)

@@ -202,6 +202,7 @@ BWD_GLUON_DQ: bool | None = None
 GLUON_BWD_MIN_SEQLEN = 1024
 GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_SEQLEN = 2048
+GLUON_DQ_MIN_SEQLEN_128 = 1024
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
 # Token windows and ALiBi in the Gluon backward (True), or left to the tl kernels (False). H200, bf16, same process,
 # ``attention_backward`` on / off, two runs each (results/sweeps/h200-2026-12-02-bwd-bands-ab-bf16.csv, TFLOPS of
@@ -249,9 +250,20 @@ def backward_staged_rows(head_dim: int, causal: bool, fuse_dq: bool, dropout: bo
 
 
 # With lse2/delta staged, the producer stages the accumulators' starting values themselves (-lse2 / qk_scale and
-# -delta, once per stage) and the consumers broadcast them without arithmetic. Bit-identical results; compiled for
-# sm_90, fewer instructions per tile (NOTES entry 58). Not measured on a GPU yet, so off.
-GLUON_BWD_PRESCALED_ROWS = False
+# -delta, once per stage) and the consumers broadcast them without arithmetic (NOTES entry 58). None = the measured
+# choice (backward_prescaled_rows below); True/False force it wherever lse2/delta are staged.
+GLUON_BWD_PRESCALED_ROWS: bool | None = None
+
+
+def backward_prescaled_rows(head_dim: int, masked: bool) -> bool:
+    """Whether the staged starting values come prescaled (``PRESCALED``). Compiled for sm_90 with the conversion
+    kernel's unscaled dQ shares, 487 -> 416 instructions per tile at head_dim 64 and 504 -> 433 at 128; but the
+    loop was not issue-bound there. H200, bf16, B2 S8K, same process, off / on, TFLOPS
+    (results/sweeps/h200-2026-12-03u-prescaled-ab-bf16.csv): head_dim 64 444-444 / 452-458, causal 425-434 /
+    424-427; head_dim 128 546 / 543-544, causal 508-511 / 514. On where it gained in both repetitions."""
+    if GLUON_BWD_PRESCALED_ROWS is not None:
+        return GLUON_BWD_PRESCALED_ROWS
+    return masked if head_dim > 64 else not masked
 
 
 # The Gluon backward's causal/window tiles walked in one loop that masks every tile (``MASK_EVERY_TILE``), instead
@@ -261,14 +273,18 @@ GLUON_BWD_MASK_EVERY_TILE: bool | None = None
 
 
 def backward_mask_every_tile(head_dim: int, fuse_dq: bool, dropout: bool = False) -> bool:
-    """Whether a masked Gluon backward walks all its query tiles in one masked loop. Compiled for sm_90 (bf16, 8K
-    keys, causal, dQ fused, lse2/delta staged), head_dim 128: the two-loop form spills 55 values (17 stores per
-    unmasked tile), the one-loop form none, at 568 instructions per tile (the mask folded into S^T's starting
-    value) against the two-loop form's 568 with its spill code and the non-causal kernel's 504. Not measured on a
-    GPU yet, so off (NOTES entry 53)."""
+    """Whether a masked Gluon backward walks all its query tiles in one masked loop (the mask folded into S^T's
+    starting value) rather than its masked edge tiles in a loop of their own. Compiled for sm_90 (bf16, 8K keys,
+    causal, dQ fused, lse2/delta staged), head_dim 128: the two-loop form spills 55 values (17 stores per unmasked
+    tile), the one-loop form none. H200, bf16, same process, off / on, TFLOPS
+    (results/sweeps/h200-2026-12-03r-mask-every-tile-ab-bf16.csv, the policy's dQ mode then): causal 4K 390-393 /
+    428-438, 8K 422-442 / 482-485, 16K 468-469 / 521-522 (cuDNN 512), 2K (dQ split) 353-354 / 352-362; a 2K window
+    at 8K with dQ split 436-443 / 419-423. With dQ fused it is what lets the masked head_dim-128 kernels fuse dQ
+    at all (``backward_gluon_dq``): so on there; with dQ split (below 2K keys) it stays off. Head_dim 64 compiles
+    without spills in both forms: off until measured."""
     if GLUON_BWD_MASK_EVERY_TILE is not None:
         return GLUON_BWD_MASK_EVERY_TILE
-    return False
+    return head_dim > 64 and fuse_dq
 
 
 def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
@@ -298,28 +314,38 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     backward; at 2K fused still led (head_dim 128 436-437 / 414-416, head_dim 64 381-386 / 353, causal 314 / 295)."""
     if BWD_GLUON_DQ is not None:
         return BWD_GLUON_DQ
+    if seqlen_k < (GLUON_DQ_MIN_SEQLEN if head_dim <= 64 else GLUON_DQ_MIN_SEQLEN_128):
+        # At 1K keys (results/sweeps/h200-2026-12-03u-dq-modes-1k-ab-bf16.csv, split / fused, TFLOPS) head_dim 128
+        # fuses since the conversion kernel and the one-loop masked form (390-393 / 439-452, causal 296-299 /
+        # 322-324; before them 372-379 / 372-373 and 267-268 / 256-258), head_dim 64 causal not (270-279 / 268-270).
+        return False
+    if head_dim > 64 and (causal or banded) and backward_mask_every_tile(head_dim, True, dropout):
+        # Masked head_dim-128 kernels with every tile in one masked loop compile without spills fused, staged
+        # (backward_mask_every_tile). H200, bf16, same process, split / fused, TFLOPS (results/sweeps/
+        # h200-2026-12-03r-mask-every-tile-dq-modes-ab-bf16.csv): causal 2K 346-350 / 378-381 (cuDNN 368), 4K
+        # 387-391 / 445-448 (cuDNN 443); a 2K window at 8K 354-425 / 477-478, causal 417-426 / 477; causal ALiBi
+        # 411 / 496-502; causal dropout 328-341 / 387-390.
+        return True
     if banded and head_dim > 64 and not (alibi_only and not causal and backward_staged_rows(head_dim, False, True)):
-        # Windows and ALiBi at head_dim 128: the fused kernel spills (windows 112 loads / 94 stores compiled for
-        # sm_90, ALiBi 35-59; the split kernel 0-2), so dQ comes from the split dQ kernel. ALiBi alone without a
-        # causal mask is the exception since lse2/delta are staged (backward_staged_rows): the fused kernel spills
-        # 1 value then, and measured 535-537 TFLOPS against 457-459 split (bf16, B2 S8K, same process,
-        # results/sweeps/h200-2026-12-03p-staged-dq-modes-ab-bf16.csv); the causal and window kernels were not
-        # measured fused.
+        # Without the one-loop form (forced off), windows and ALiBi at head_dim 128 spill fused (windows 112 loads /
+        # 94 stores compiled for sm_90, ALiBi 35-59; the split kernel 0-2), so dQ comes from the split dQ kernel.
+        # ALiBi alone without a causal mask is the exception since lse2/delta are staged (backward_staged_rows): the
+        # fused kernel spills 1 value then, and measured 535-537 TFLOPS against 457-459 split (bf16, B2 S8K, same
+        # process, results/sweeps/h200-2026-12-03p-staged-dq-modes-ab-bf16.csv).
         return False
     if dropout and causal and head_dim > 64:
-        # Dropout at head_dim 128 under a causal mask: the fused kernel spilled (240 loads, 179 stores for sm_90;
-        # 73 / 69 with lse2/delta staged) and measured +44-45% over plain against +36% split
-        # (results/sweeps/h200-2026-12-03i-dropout-bwd-ab-bf16.csv); with both staged the two are level (331 / 327-330
-        # TFLOPS, results/sweeps/h200-2026-12-03p-staged-dq-modes-ab-bf16.csv), so split stays.
-        return False
-    if seqlen_k < GLUON_DQ_MIN_SEQLEN:
+        # Dropout at head_dim 128 under a causal mask in the two-loop form: the fused kernel spilled (240 loads,
+        # 179 stores for sm_90; 73 / 69 with lse2/delta staged); staged, the two measured level (331 / 327-330
+        # TFLOPS, results/sweeps/h200-2026-12-03p-staged-dq-modes-ab-bf16.csv), so split.
         return False
     return not (causal and head_dim == 128 and seqlen_k < GLUON_DQ_MIN_CAUSAL_SEQLEN_128)
 
 
 # The Gluon backward's float32 dQ staging tile in a 32-byte swizzle instead of 128 (backward_sm90.dq_staging_layout):
 # conflict-free stores from the accumulator, 8 TMA reductions per tile instead of 2. Compiled for sm_90: the same
-# 16 stores per tile from one base register (4 before). Not measured on a GPU yet, so off (NOTES entry 56).
+# 16 stores per tile from one base register (4 before). H200, bf16, B2 S8K, same process, off / on, TFLOPS
+# (results/sweeps/h200-2026-12-03u-dq-narrow-swizzle-ab-bf16.csv): head_dim 128 546 / 499-500, causal 504-510 /
+# 460-472, head_dim 64 451-452 / 443-446: four times the reductions cost more than the conflicts, so off (entry 56).
 GLUON_BWD_DQ_NARROW_SWIZZLE = False
 
 # dQ from the float32 accumulator of the fused/atomic backward through ops/dq_convert.py's kernel (True) or
@@ -333,12 +359,13 @@ def dq_convert_kernel(device_type: str) -> bool:
     results/diagnostics/h200-2026-12-03o-ncu-ours-staged-bwd-d128-8k-summary.txt), 2% of an S=8K backward and ~8%
     of an S=2K one (below 2K keys dQ comes from the split kernel: no buffer); the kernel reads and writes whole
     rows. It also applies the softmax scale, so the Gluon backward adds its dQ shares unscaled: compiled for sm_90,
-    504 -> 472 instructions per tile at head_dim 128, 487 -> 454 at 64 (no multiply per share element). Not
-    measured on a GPU yet, so off (NOTES entry 54). Forced on, it runs where Triton can launch it (a GPU, or the
-    interpreter)."""
+    504 -> 472 instructions per tile at head_dim 128, 487 -> 454 at 64 (no multiply per share element). H200, bf16,
+    same process, off / on, TFLOPS (results/sweeps/h200-2026-12-03r-dq-convert-ab-bf16.csv): head_dim 128 2K
+    472 / 486-489, 8K 493-529 / 537, causal 4K 391-392 / 402-407; head_dim 64 2K 389-395 / 402-405, causal 2K
+    325-329 / 339. On wherever Triton can launch it (a GPU, or the interpreter when forced)."""
     if DQ_CONVERT_KERNEL is not None:
         return DQ_CONVERT_KERNEL and (device_type == "cuda" or interpreting())
-    return False
+    return device_type == "cuda"
 
 
 # Backward: Q/dO tiles of the dK/dV programs and K/V tiles of the dQ programs through TMA descriptors

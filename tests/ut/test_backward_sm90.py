@@ -41,10 +41,14 @@ def test_backward_gluon_choice():
 
 
 def test_fused_dq_choice():
-    # Split dQ only where it measured faster: below 2K keys, and at head_dim 128 causal below 4K.
-    assert configs.backward_gluon_dq(128, False, 2048) and not configs.backward_gluon_dq(128, False, 1024)
-    assert configs.backward_gluon_dq(128, True, 4096)
-    assert not configs.backward_gluon_dq(128, True, 2048)
+    # Split dQ only where it measured faster: below 2K keys at head_dim 64, below 1K at 128; at head_dim 128 causal
+    # below 4K only without the one-loop masked form.
+    assert configs.backward_gluon_dq(128, False, 1024) and not configs.backward_gluon_dq(128, False, 512)
+    assert configs.backward_gluon_dq(128, True, 4096) and configs.backward_gluon_dq(128, True, 1024)
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", False):
+        assert not configs.backward_gluon_dq(128, True, 2048) and configs.backward_gluon_dq(128, True, 4096)
+    with mock.patch.object(configs, "GLUON_DQ_MIN_SEQLEN_128", 2048):
+        assert not configs.backward_gluon_dq(128, False, 1024) and configs.backward_gluon_dq(128, False, 2048)
     assert configs.backward_gluon_dq(64, True, 2048) and not configs.backward_gluon_dq(64, True, 1024)
     with mock.patch.object(configs, "BWD_GLUON_DQ", False):
         assert not configs.backward_gluon_dq(128, False, 8192)
@@ -102,14 +106,20 @@ def test_windows_and_alibi_policy():
     with mock.patch.object(configs, "GLUON_BWD_BANDS", False):
         assert not backward_sm90.covers_backward(torch.bfloat16, 128, f)
     assert backward_sm90.covers_backward(torch.bfloat16, 128, Features(0.1, True))
-    assert not configs.backward_gluon_dq(128, True, 8192, banded=True) and configs.backward_gluon_dq(128, True, 8192)
+    # Windows and ALiBi fuse dQ from 2K keys, the head_dim-128 kernels in the one-loop masked form.
+    assert configs.backward_gluon_dq(128, True, 8192, banded=True) and configs.backward_gluon_dq(128, True, 8192)
     assert configs.backward_gluon_dq(64, True, 8192, banded=True)
-    # ALiBi alone without a causal mask fuses dQ at head_dim 128 (measured with lse2/delta staged, and only then).
     assert configs.backward_gluon_dq(128, False, 8192, banded=True, alibi_only=True)
-    assert not configs.backward_gluon_dq(128, True, 8192, banded=True, alibi_only=True)
-    assert not configs.backward_gluon_dq(128, False, 1024, banded=True, alibi_only=True)
-    with mock.patch.object(configs, "GLUON_BWD_STAGED_ROWS", False):
-        assert not configs.backward_gluon_dq(128, False, 8192, banded=True, alibi_only=True)
+    assert configs.backward_gluon_dq(128, True, 8192, banded=True, alibi_only=True)
+    assert configs.backward_gluon_dq(128, False, 1024, banded=True, alibi_only=True)
+    assert not configs.backward_gluon_dq(64, False, 1024, banded=True)
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", False):
+        # The two-loop form spills fused at head_dim 128, except ALiBi alone without a causal mask, staged.
+        assert not configs.backward_gluon_dq(128, True, 8192, banded=True)
+        assert configs.backward_gluon_dq(128, False, 8192, banded=True, alibi_only=True)
+        assert not configs.backward_gluon_dq(128, True, 8192, banded=True, alibi_only=True)
+        with mock.patch.object(configs, "GLUON_BWD_STAGED_ROWS", False):
+            assert not configs.backward_gluon_dq(128, False, 8192, banded=True, alibi_only=True)
 
 
 def test_staged_rows_policy():
@@ -124,14 +134,28 @@ def test_staged_rows_policy():
             assert configs.backward_staged_rows(64, False, False) is forced
 
 
+def test_prescaled_rows_policy():
+    """Prescaled starting values where they gained (head_dim 128 masked, head_dim 64 without a mask); the switch
+    forces them either way."""
+    assert configs.backward_prescaled_rows(128, True) and not configs.backward_prescaled_rows(128, False)
+    assert configs.backward_prescaled_rows(64, False) and not configs.backward_prescaled_rows(64, True)
+    for forced in (False, True):
+        with mock.patch.object(configs, "GLUON_BWD_PRESCALED_ROWS", forced):
+            assert configs.backward_prescaled_rows(128, False) is forced
+
+
 def test_mask_every_tile_policy():
-    """One masked loop over every tile (``configs.backward_mask_every_tile``): off until measured on a GPU; forced
-    on, it also stages lse2/delta in the head_dim-128 causal kernel with dQ fused, whose two-loop form keeps the
-    global loads."""
-    assert not configs.backward_mask_every_tile(128, True) and not configs.backward_staged_rows(128, True, True)
-    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", True):
-        assert configs.backward_mask_every_tile(128, True)
+    """One masked loop over every tile (``configs.backward_mask_every_tile``): on at head_dim 128 with dQ fused, as
+    measured, off with dQ split and at head_dim 64; it also stages lse2/delta in the head_dim-128 causal kernel with
+    dQ fused, whose two-loop form keeps the global loads."""
+    assert configs.backward_mask_every_tile(128, True) and not configs.backward_mask_every_tile(128, False)
+    assert not configs.backward_mask_every_tile(64, True)
     assert configs.backward_staged_rows(128, True, True, mask_every_tile=True)
+    assert not configs.backward_staged_rows(128, True, True)
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", True):
+        assert configs.backward_mask_every_tile(64, False)
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", False):
+        assert not configs.backward_mask_every_tile(128, True)
 
 
 @pytest.mark.parametrize("extra", [(), ("--window", "1000")])
@@ -182,14 +206,17 @@ def test_windows_and_alibi_compile_for_sm90(kernel, head_dim):
 
 
 def test_dropout_policy():
-    """Dropout in the Gluon backward (``configs.GLUON_BWD_DROPOUT``, on since measured): dQ fused except at head_dim
-    128 under a causal mask, where the fused kernel spills; switched off, the tl kernels take dropout."""
+    """Dropout in the Gluon backward (``configs.GLUON_BWD_DROPOUT``, on since measured): dQ fused, at head_dim 128
+    under a causal mask only in the one-loop masked form (the two-loop fused kernel spills); switched off, the tl
+    kernels take dropout."""
     f = Features(0.1, True, dropout_p=0.1, seed=3, offset=4)
     assert backward_sm90.covers_backward(torch.bfloat16, 128, f)
     with mock.patch.object(configs, "GLUON_BWD_DROPOUT", False):
         assert not backward_sm90.covers_backward(torch.bfloat16, 128, f)
     assert not backward_sm90.covers(torch.bfloat16, 128, f)  # launch plans stay off: a fresh seed per call
-    assert not configs.backward_gluon_dq(128, True, 8192, dropout=True)
+    assert configs.backward_gluon_dq(128, True, 8192, dropout=True)
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", False):
+        assert not configs.backward_gluon_dq(128, True, 8192, dropout=True)
     assert configs.backward_gluon_dq(128, False, 8192, dropout=True) and configs.backward_gluon_dq(64, True, 8192,
                                                                                                   dropout=True)
 
