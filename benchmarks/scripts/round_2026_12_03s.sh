@@ -1,18 +1,18 @@
 #!/bin/bash
 # Prepared in the twelfth session (2026-12-03) for a later device call, not run yet: Nsight Compute on the rows
-# still short of cuDNN (NOTES entries 51-53): the head_dim-128 forward at 1K keys and causal at 2K, the head_dim-64
-# backward, the head_dim-64 causal forward at 4K (the tl kernel there), and the head_dim-128 causal backward in its
-# default form and with every tile masked in one loop; then
-# the A/Bs of the dQ staging tile's 32-byte swizzle (entry 56) and of the prescaled starting values (entry 58).
+# still short of cuDNN (NOTES entries 57, 61): the head_dim-128 forward at 1K keys and causal at 2K (ours and
+# cuDNN's), the head_dim-64 backward, the head_dim-64 causal forward at 4K (the tl kernel there), and the
+# head_dim-128 causal backward in its default form (one masked loop since the thirteenth session) and in the
+# two-loop form. Its A/Bs of the narrow swizzle and the prescaled rows ran in round u (NOTES 59) and are gone.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 L=h200-next-s
 R=$OUT/$L; mkdir -p $R
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu | head -1)
 cd benchmarks
 for spec in ours:forward:128:0:1024:- ours:forward:128:1:2048:- cudnn:forward:128:1:2048:- ours:backward:64:0:8192:- ours:forward:64:1:4096:- \
-            ours:backward:128:1:8192:- ours:backward:128:1:8192:GLUON_BWD_MASK_EVERY_TILE=1; do
+            ours:backward:128:1:8192:- ours:backward:128:1:8192:GLUON_BWD_MASK_EVERY_TILE=0; do
   IFS=: read impl side d c s cfg <<< "$spec"
-  extra=(); suffix=""; if [ "$cfg" != "-" ]; then extra=(--set "$cfg"); suffix=-every; fi
+  extra=(); suffix=""; if [ "$cfg" != "-" ]; then extra=(--set "$cfg"); suffix=-two-loops; fi
   tag=$impl-$side-$d-$c-$s$suffix
   timeout 100 $NCU --nvtx --nvtx-include "profiled/" --set full --import-source yes --clock-control none -f \
     -o $R/$tag python profile_ncu.py --impl $impl --side $side --shape $d:$c:$s "${extra[@]}" > $R/$tag-ncu.log 2>&1
@@ -34,9 +34,15 @@ PY
   python ncu_summary.py --sass $R/$tag-sass.csv --top 25 | cut -c1-200 | tail -26
   rm -f $R/$tag.ncu-rep
 done
-timeout 70 python ab_backward.py --switch GLUON_BWD_DQ_NARROW_SWIZZLE --variants default --shapes 128:0:8192,128:1:8192,64:0:8192 --out $R/$L-dq-narrow-swizzle-ab-bf16.csv > $R/$L-dq-narrow-swizzle-ab-bf16.log 2>&1
-echo "ab exit $?"; grep -v Warning $R/$L-dq-narrow-swizzle-ab-bf16.log | cut -c1-260 | tail -12
-timeout 70 python ab_backward.py --switch GLUON_BWD_PRESCALED_ROWS --set DQ_CONVERT_KERNEL=1 --variants default --shapes 128:0:8192,64:0:8192,64:1:8192 --out $R/$L-prescaled-ab-bf16.csv > $R/$L-prescaled-ab-bf16.log 2>&1
-echo "ab2 exit $?"; grep -v Warning $R/$L-prescaled-ab-bf16.log | cut -c1-260 | tail -12
+# Added in the thirteenth session: the Gluon backward at 1K keys (head_dim 64 without a mask takes the tl kernels
+# there: 0.89x cuDNN in run v; measured before staging, 327-328 Gluon / 340-341 tl), and the flaky forward row of
+# run v (bf16 head_dim 64 causal 1K: 194 TFLOPS, 299 in run q), the bench timing it alone three times in separate
+# processes.
+timeout 80 python ab_backward.py --switch BWD_GLUON --variants default --shapes 64:0:1024,64:1:1024,128:1:1024 --out $R/$L-gluon-bwd-1k-ab-bf16.csv > $R/$L-gluon-bwd-1k-ab-bf16.log 2>&1
+echo "ab gluon 1k exit $?"; grep "^{" $R/$L-gluon-bwd-1k-ab-bf16.log | cut -c1-240
 cd ..
+for i in 1 2 3; do
+  timeout 60 python -m flash_attention.bench --dtypes bf16 --head-dims 64 --seqlens 1024 --causal yes --no-long --no-check --out $R/$L-fwd-d64-causal-1k-$i.csv > $R/$L-fwd-d64-causal-1k-$i.log 2>&1
+  echo "bench $i exit $?"; grep "│ bf16" $R/$L-fwd-d64-causal-1k-$i.log | cut -c1-200
+done
 cd $OUT && tar czf $L.tgz $L && rm -rf $L
