@@ -308,10 +308,12 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
     (results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-*.csv, TFLOPS fused / split / tl): bf16 head_dim 128 4K
     484-494 / 443-447 / 427-429, causal 16K 470-476 / 442 / 423, causal 8K 437-440 / 417-427 / 391-402, but causal
     2K 337 / 356-366 / 327-329; head_dim 64 2K 381-385 / 353-357 / 371-383, causal 2K 315 / 303-305 / 278-279;
-    fp16 within a few percent of bf16. Below 2K keys the split dQ kernel: at 1K (results/sweeps/
-    h200-2026-12-02-gluon-dq-short-ab-bf16.csv, fused / split) head_dim 128 372-373 / 372-379, causal 256-258 /
-    267-268, head_dim 64 causal 238 / 248-249, as the float32 buffer's zeroing and conversion weigh against a short
-    backward; at 2K fused still led (head_dim 128 436-437 / 414-416, head_dim 64 381-386 / 353, causal 314 / 295)."""
+    fp16 within a few percent of bf16. At 1K keys (results/sweeps/h200-2026-12-02-gluon-dq-short-ab-bf16.csv, fused /
+    split) head_dim 128 372-373 / 372-379, causal 256-258 / 267-268, head_dim 64 causal 238 / 248-249, as the float32
+    buffer's zeroing and conversion weighed against a short backward; at 2K fused still led (head_dim 128 436-437 /
+    414-416, head_dim 64 381-386 / 353, causal 314 / 295). Since the conversion kernel, the staged rows and the
+    one-loop masked form, head_dim 128 fuses from 1K and every masked head_dim-128 kernel fuses (2026-12-03r/u
+    below); head_dim 64 keeps 2K."""
     if BWD_GLUON_DQ is not None:
         return BWD_GLUON_DQ
     if seqlen_k < (GLUON_DQ_MIN_SEQLEN if head_dim <= 64 else GLUON_DQ_MIN_SEQLEN_128):
@@ -357,7 +359,7 @@ def dq_convert_kernel(device_type: str) -> bool:
     """Whether the float32 dQ buffer goes to dQ through the conversion kernel. Nsight Compute timed PyTorch's
     transposing copy at 96 us for 16K tokens at hidden 2048 on the H200 (~2 TB/s against a 4.25 TB/s copy;
     results/diagnostics/h200-2026-12-03o-ncu-ours-staged-bwd-d128-8k-summary.txt), 2% of an S=8K backward and ~8%
-    of an S=2K one (below 2K keys dQ comes from the split kernel: no buffer); the kernel reads and writes whole
+    of an S=2K one (where dQ comes from the split kernel there is no buffer); the kernel reads and writes whole
     rows. It also applies the softmax scale, so the Gluon backward adds its dQ shares unscaled: compiled for sm_90,
     504 -> 472 instructions per tile at head_dim 128, 487 -> 454 at 64 (no multiply per share element). H200, bf16,
     same process, off / on, TFLOPS (results/sweeps/h200-2026-12-03r-dq-convert-ab-bf16.csv): head_dim 128 2K

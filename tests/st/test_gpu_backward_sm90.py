@@ -158,9 +158,18 @@ def test_dq_convert_kernel_default_path(case):
 def test_dq_narrow_swizzle(case):
     """``configs.GLUON_BWD_DQ_NARROW_SWIZZLE`` forced on: the fused dQ added from a 32-byte-swizzled staging tile in
     8-column boxes, against the float64 reference (ragged lengths, GQA, causal, both head_dims)."""
+    layouts, build = [], backward_sm90.dq_staging_layout
+
+    def record(*args):
+        layouts.append(build(*args))
+        return layouts[-1]
+
     with mock.patch.object(configs, "GLUON_BWD_DQ_NARROW_SWIZZLE", True), \
-            mock.patch.object(configs, "BWD_GLUON", True), mock.patch.object(configs, "BWD_GLUON_DQ", True):
+            mock.patch.object(configs, "BWD_GLUON", True), mock.patch.object(configs, "BWD_GLUON_DQ", True), \
+            mock.patch.object(backward_sm90, "dq_staging_layout", record):
         check_case(case, torch.bfloat16, "cuda")
+    # The switch reached the descriptor: the fused path built its staging layout with it on.
+    assert layouts and all(layout.swizzle_byte_width == 32 for layout in layouts)
 
 
 @pytest.mark.parametrize("case,dtype", [(AttnCase(2, 2049, 2049, 8, 2, 128, False), torch.bfloat16),
@@ -176,9 +185,12 @@ def test_gluon_bwd_prescaled(case, dtype, gluon_dkdv_calls):
     from flash_attention.testing import check_api
 
     with mock.patch.object(configs, "GLUON_BWD_PRESCALED_ROWS", True), \
-            mock.patch.object(configs, "DQ_CONVERT_KERNEL", True):
+            mock.patch.object(configs, "DQ_CONVERT_KERNEL", True), \
+            mock.patch.object(backward_sm90, "launch", wraps=backward_sm90.launch) as spy:
         if case.dropout_p > 0:
             check_api(flash_attn_func, case, dtype, "cuda")
         else:
             check_case(case, dtype, "cuda")
     assert gluon_dkdv_calls.call_count == 1
+    # The switch reached the kernel: its launch took PRESCALED (with the rows staged, which it needs).
+    assert spy.call_count == 1 and spy.call_args.args[3]["PRESCALED"] and spy.call_args.args[3]["STAGED_ROWS"]
