@@ -18,7 +18,14 @@ One program owns 128 key rows of one KV head and sums dK/dV over the query heads
   take turns), added into a float32 ``(batch, nheads, seqlen_q, head_dim)`` buffer by TMA reductions (the copy
   engine adds in L2; the order of the additions varies, so the last bits of dQ do too: ``deterministic=True``
   takes the split mode). Five products per tile pair. Without it, dQ, delta and lse2 come from the tl dQ kernel,
-  which runs first (``attention_backward``'s split mode: seven products, exclusive writes);
+  which runs first (``attention_backward``'s split mode: seven products, exclusive writes). With ``DQ_UNSCALED``
+  (``configs.dq_convert_kernel``) the shares go in without the softmax scale, which ops/dq_convert.py's row-wise
+  kernel applies when it turns the buffer into dQ; with ``PRESCALED`` (``configs.backward_prescaled_rows``) the
+  producer stages the products' starting values themselves (``-lse2 / scale``, ``-delta``);
+- under a causal mask or a window, a program walks its masked edge tiles in a loop of their own, then the unmasked
+  ones; with ``MASK_EVERY_TILE`` (``configs.backward_mask_every_tile``: head_dim 128 with dQ fused) it walks all of
+  them in one loop with the mask folded into S^T's starting value, which keeps that kernel within its registers
+  (no spills with dQ fused and the vectors staged, where the two-loop form spills 55 values);
 - at the end each consumer's K and V halves take its dK and dV tiles for the TMA store (rows past seqlen_k are
   clipped by the copy engine).
 
