@@ -34,15 +34,5 @@ PY
   python ncu_summary.py --sass $R/$tag-sass.csv --top 25 | cut -c1-200 | tail -26
   rm -f $R/$tag.ncu-rep
 done
-# Added in the thirteenth session: the Gluon backward at 1K keys (head_dim 64 without a mask takes the tl kernels
-# there: 0.89x cuDNN in run v; measured before staging, 327-328 Gluon / 340-341 tl), and the flaky forward row of
-# run v (bf16 head_dim 64 causal 1K: 194 TFLOPS, 299 in run q), the bench timing it alone three times in separate
-# processes.
-timeout 80 python ab_backward.py --switch BWD_GLUON --variants default --shapes 64:0:1024,64:1:1024,128:1:1024 --out $R/$L-gluon-bwd-1k-ab-bf16.csv > $R/$L-gluon-bwd-1k-ab-bf16.log 2>&1
-echo "ab gluon 1k exit $?"; grep "^{" $R/$L-gluon-bwd-1k-ab-bf16.log | cut -c1-240
 cd ..
-for i in 1 2 3; do
-  timeout 60 python -m flash_attention.bench --dtypes bf16 --head-dims 64 --seqlens 1024 --causal yes --no-long --no-check --out $R/$L-fwd-d64-causal-1k-$i.csv > $R/$L-fwd-d64-causal-1k-$i.log 2>&1
-  echo "bench $i exit $?"; grep "│ bf16" $R/$L-fwd-d64-causal-1k-$i.log | cut -c1-200
-done
 cd $OUT && tar czf $L.tgz $L && rm -rf $L

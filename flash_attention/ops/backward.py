@@ -851,7 +851,8 @@ def _plan_key(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
             configs.GLUON_BWD_MIN_SEQLEN, configs.GLUON_BWD_D64_MIN_SEQLEN, configs.GLUON_DQ_MIN_SEQLEN,
             configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128, configs.GLUON_DQ_MIN_SEQLEN_128, configs.ONE_LOOP, configs.BWD_TMA,
             configs.GLUON_BWD_PTX_MASKS,
-            configs.GLUON_BWD_STAGED_ROWS, configs.GLUON_BWD_MASK_EVERY_TILE, configs.DQ_CONVERT_KERNEL,
+            configs.GLUON_BWD_STAGED_ROWS, configs.GLUON_BWD_MASK_EVERY_TILE, configs.GLUON_BWD_MASK_BRANCH,
+            configs.DQ_CONVERT_KERNEL,
             configs.GLUON_BWD_DQ_NARROW_SWIZZLE, configs.GLUON_BWD_PRESCALED_ROWS)
 
 

@@ -200,27 +200,50 @@ def _keep_where_le(n, bound, p):
 
 
 @gluon.jit
-def _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout: gl.constexpr,
+def _band_hides(start, key0, diag, win_left, win_right, WINDOW: gl.constexpr):
+    """Whether the band hides any pair of the tile of keys ``[key0, key0 + ROWS)`` and queries ``[start, start +
+    BLOCK_M)``: the first query's last visible key falls short of the tile's last key (causal, or a window's right
+    side), or the last query's first visible key lies past the tile's first (a window's left side)."""
+    hides = start + diag + win_right < key0 + ROWS - 1
+    if WINDOW:
+        hides = hides | (start + BLOCK_M - 1 + diag - win_left > key0)
+    return hides
+
+
+@gluon.jit
+def _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_layout: gl.constexpr,
               MASK_INIT: gl.constexpr, WINDOW: gl.constexpr, PRESCALED: gl.constexpr = False):
     """S^T's starting value ``-lse2 / qk_scale`` per query; with ``MASK_INIT`` -inf where the band hides the key
     (causal: n > m + diag; a window: outside ``[m + diag - win_left, m + diag + win_right]``), so the product keeps
     it there and exp2 gives 0: one select per score at the start instead of one after exp2, and no move.
-    ``PRESCALED``: ``lse2`` already holds ``-lse2 / qk_scale`` (the producer staged it so)."""
+    ``MASK_INIT`` 2 (``configs.GLUON_BWD_MASK_BRANCH``): only on a tile the band cuts (``_band_hides``), decided per
+    tile by a uniform branch. ``PRESCALED``: ``lse2`` already holds ``-lse2 / qk_scale`` (the producer staged it
+    so). ``start`` is the tile's first query (``offs_m[0]``)."""
     if PRESCALED:
         # x + (-0.0) is x exactly, so the broadcast costs no arithmetic.
-        start = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + lse2[None, :]
+        init = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + lse2[None, :]
     else:
-        start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
-    if MASK_INIT:
-        offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
-        hidden = gl.full([ROWS, BLOCK_M], float("-inf"), gl.float32, layout=s_layout)
-        pos = offs_m + diag
-        if WINDOW:
-            start = ptx_select("le.s32", (pos - win_left)[None, :], offs_n[:, None], start, hidden)
-            start = ptx_select("le.s32", offs_n[:, None], (pos + win_right)[None, :], start, hidden)
-        else:
-            start = ptx_select("le.s32", offs_n[:, None], pos[None, :], start, hidden)
-    return start
+        init = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+    if MASK_INIT == 2:
+        if _band_hides(start, key0, diag, win_left, win_right, WINDOW):
+            init = _band_init(init, offs_m, key0, diag, win_left, win_right, s_layout, WINDOW)
+    elif MASK_INIT:
+        init = _band_init(init, offs_m, key0, diag, win_left, win_right, s_layout, WINDOW)
+    return init
+
+
+@gluon.jit
+def _band_init(init, offs_m, key0, diag, win_left, win_right, s_layout: gl.constexpr, WINDOW: gl.constexpr):
+    """``init`` with -inf where the band hides the key (``_st_start``)."""
+    offs_n = key0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, s_layout))
+    hidden = gl.full([ROWS, BLOCK_M], float("-inf"), gl.float32, layout=s_layout)
+    pos = offs_m + diag
+    if WINDOW:
+        init = ptx_select("le.s32", (pos - win_left)[None, :], offs_n[:, None], init, hidden)
+        init = ptx_select("le.s32", offs_n[:, None], (pos + win_right)[None, :], init, hidden)
+    else:
+        init = ptx_select("le.s32", offs_n[:, None], pos[None, :], init, hidden)
+    return init
 
 
 @gluon.jit
@@ -297,7 +320,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
     # they run; dS^T is formed before P^T is converted for dV's product, so P^T's operand copy and the float32
     # P^T and dP^T tiles are never live at once.
     if DROPOUT:
-        st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
+        st = _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_layout, MASK_INIT,
                        WINDOW, PRESCALED)
         if not STAGED_ROWS:
             mbarrier.wait(ready.index(s), (i // STAGES) & 1)
@@ -321,7 +344,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # compiled to the same spills with both read first).
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
-        st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
+        st = _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_layout, MASK_INIT,
                        WINDOW, PRESCALED)
         st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
@@ -332,7 +355,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     else:
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
-        st = _st_start(lse2, qk_scale, offs_m, key0, diag, win_left, win_right, s_layout, MASKED and MASK_INIT,
+        st = _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_layout, MASK_INIT,
                        WINDOW, PRESCALED)
         dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
         mbarrier.wait(ready.index(s), (i // STAGES) & 1)
@@ -484,8 +507,10 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
             # none, but one loop's live values instead of two or three loops' (the head_dim-128 causal kernel with
             # dQ fused and lse2/delta staged spills around every unmasked tile's products in the two-loop form, and
             # not at all in this one; here the mask goes into S^T's starting value, ``_st_start``).
+            # MASK_EVERY_TILE 2 (configs.GLUON_BWD_MASK_BRANCH): still one loop, but only the tiles the band cuts
+            # take the mask, behind a branch on the tile's first query (uniform across the warp group).
             dk, dv, i = _bwd_tiles(dk, dv, i, lo, hi, tile_args, CID, HEAD_DIM, STAGES, True, FUSE_DQ, WINDOW, ALIBI,
-                                   DROPOUT, PTX_MASKS, STAGED_ROWS, True, DQ_UNSCALED, PRESCALED)
+                                   DROPOUT, PTX_MASKS, STAGED_ROWS, MASK_EVERY_TILE, DQ_UNSCALED, PRESCALED)
         else:
             mask_end = lo
             if CAUSAL or WINDOW:
@@ -703,7 +728,8 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0, staged),
                   CAUSAL=f.causal and not window,
                   FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
-                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged, MASK_EVERY_TILE=every,
+                  PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged,
+                  MASK_EVERY_TILE=2 if every and configs.GLUON_BWD_MASK_BRANCH else every,
                   DQ_UNSCALED=fuse and not dq_scaled,
                   PRESCALED=staged and configs.backward_prescaled_rows(head_dim, masked),
                   num_warps=4)

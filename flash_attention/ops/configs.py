@@ -272,6 +272,13 @@ def backward_prescaled_rows(head_dim: int, masked: bool) -> bool:
 GLUON_BWD_MASK_EVERY_TILE: bool | None = None
 
 
+# In the one-loop form, the mask only on the tiles the band cuts, chosen per tile by a uniform branch
+# (``backward_sm90._band_hides``) instead of on every tile: the unmasked tiles skip the compare and select per score
+# (compiled for sm_90: no spills, 97 of ~568 instructions skipped per unmasked causal tile; NOTES entry 62). Not
+# measured on a GPU yet, so off.
+GLUON_BWD_MASK_BRANCH = False
+
+
 def backward_mask_every_tile(head_dim: int, fuse_dq: bool, dropout: bool = False) -> bool:
     """Whether a masked Gluon backward walks all its query tiles in one masked loop (the mask folded into S^T's
     starting value) rather than its masked edge tiles in a loop of their own. Compiled for sm_90 (bf16, 8K keys,

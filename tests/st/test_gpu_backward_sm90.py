@@ -84,6 +84,27 @@ def test_gluon_bwd_mask_every_tile(case, gluon_dkdv_calls):
     assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
+@pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 128, True), AttnCase(2, 1000, 1300, 4, 4, 128, True),
+                                  AttnCase(2, 700, 300, 4, 2, 128, True), AttnCase(1, 3000, 3000, 2, 2, 128, True),
+                                  *[c for c in BAND_CASES if c.head_dim == 128]], ids=str)
+def test_gluon_bwd_mask_branch(case, gluon_dkdv_calls):
+    """``configs.GLUON_BWD_MASK_BRANCH`` forced on, both dQ modes: one loop, the mask only on the tiles the band
+    cuts (``backward_sm90._band_hides``, per consumer's 64 keys): ragged lengths, both diagonals, GQA, windows on
+    either side and ALiBi, against the float64 reference."""
+    launches, run = [], backward_sm90.launch
+
+    def record(kernel, grid, args, kwargs, roles=None):
+        launches.append(kwargs["MASK_EVERY_TILE"])
+        return run(kernel, grid, args, kwargs, roles)
+
+    with mock.patch.object(configs, "GLUON_BWD_MASK_EVERY_TILE", True), \
+            mock.patch.object(configs, "GLUON_BWD_MASK_BRANCH", True), \
+            mock.patch.object(backward_sm90, "launch", record):
+        check_case(case, torch.bfloat16, "cuda")
+    masked = case.causal or tuple(case.window_size) != (-1, -1)  # ALiBi alone takes no mask, so no loop form
+    assert gluon_dkdv_calls.call_count == 1 and launches == [2 if masked else False]
+
+
 @pytest.mark.parametrize("case", [AttnCase(3, 1000, 1100, 8, 2, 128, True), AttnCase(2, 2049, 2049, 4, 4, 64, True),
                                   AttnCase(2, 700, 1500, 6, 3, 128, False)], ids=str)
 def test_gluon_dkdv_grid(case, gluon_dkdv_calls):

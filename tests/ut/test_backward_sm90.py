@@ -159,10 +159,13 @@ def test_mask_every_tile_policy():
 
 
 @pytest.mark.parametrize("extra", [(), ("--window", "1000")])
-def test_mask_every_tile_compiles_without_spills(extra):
+@pytest.mark.parametrize("branch", ["0", "1"])
+def test_mask_every_tile_compiles_without_spills(extra, branch):
     """The head_dim-128 causal (or windowed) kernel with dQ fused and lse2/delta staged, all tiles in one masked
-    loop: no spills, where the two-loop staged form spills 55 values causal and 68 windowed."""
-    r = _compile("gluon-dkdv-dq", 128, 1, 8192, "--set", "GLUON_BWD_MASK_EVERY_TILE=1", *extra)
+    loop: no spills, where the two-loop staged form spills 55 values causal and 68 windowed; also with the mask
+    behind a per-tile branch (``configs.GLUON_BWD_MASK_BRANCH``), which keeps one loop's products."""
+    r = _compile("gluon-dkdv-dq", 128, 1, 8192, "--set", "GLUON_BWD_MASK_EVERY_TILE=1", "--set",
+                 f"GLUON_BWD_MASK_BRANCH={branch}", *extra)
     assert r["ldl"] == 0 and r["stl"] == 0 and r["selp_b16"] == 0, r
     assert r["wgmma"] == 64, r  # one loop's products (the two-loop form compiles each loop's: 128)
 
