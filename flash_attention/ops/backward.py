@@ -883,7 +883,7 @@ def _planned_backward(key: Optional[tuple], dout: torch.Tensor, q: torch.Tensor,
     if convert is not None:
         convert.launch(roles)
     elif fused:
-        dq.copy_(acc.transpose(1, 2))
+        _convert_dq(acc, dq, False, False)
     return dq, dk, dv, None
 
 

@@ -211,6 +211,18 @@ def _band_hides(start, key0, diag, win_left, win_right, WINDOW: gl.constexpr):
 
 
 @gluon.jit
+def _minus_rows(vec, s_layout: gl.constexpr, NEGATED: gl.constexpr):
+    """``-vec`` per query broadcast over the tile's keys, a product's starting value; with ``NEGATED`` ``vec``
+    already holds the negation (the producer staged it so) and ``x + (-0.0)``, which is x exactly, broadcasts it
+    without arithmetic."""
+    if NEGATED:
+        rows = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + vec[None, :]
+    else:
+        rows = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - vec[None, :]
+    return rows
+
+
+@gluon.jit
 def _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_layout: gl.constexpr,
               MASK_INIT: gl.constexpr, WINDOW: gl.constexpr, PRESCALED: gl.constexpr = False):
     """S^T's starting value ``-lse2 / qk_scale`` per query; with ``MASK_INIT`` -inf where the band hides the key
@@ -220,10 +232,9 @@ def _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_
     tile by a uniform branch. ``PRESCALED``: ``lse2`` already holds ``-lse2 / qk_scale`` (the producer staged it
     so). ``start`` is the tile's first query (``offs_m[0]``)."""
     if PRESCALED:
-        # x + (-0.0) is x exactly, so the broadcast costs no arithmetic.
-        init = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + lse2[None, :]
+        init = _minus_rows(lse2, s_layout, True)
     else:
-        init = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (lse2 / qk_scale)[None, :]
+        init = _minus_rows(lse2 / qk_scale, s_layout, False)
     if MASK_INIT == 2:
         if _band_hides(start, key0, diag, win_left, win_right, WINDOW):
             init = _band_init(init, offs_m, key0, diag, win_left, win_right, s_layout, WINDOW)
@@ -331,11 +342,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         # entries need dP^T / (1 - p) - delta and start from -delta (1 - p); dropped ones start from DROPPED,
         # which no product moves (its float32 step is far above any |dP|), and take -delta below.
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
-        if PRESCALED:  # delta holds -delta
-            kept_start = (gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout)
-                          + (delta * (1 / dropout_scale))[None, :])
-        else:
-            kept_start = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - (delta * (1 / dropout_scale))[None, :]
+        kept_start = _minus_rows(delta * (1 / dropout_scale), s_layout, PRESCALED)  # PRESCALED: delta holds -delta
         dpt = select_kept(_load_draws(draws_smem), drop[3], kept_start, gl.full_like(kept_start, DROPPED))
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     elif STAGED_ROWS:
@@ -348,16 +355,13 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
                        WINDOW, PRESCALED)
         st = warpgroup_mma(k, qt.permute((1, 0)), st, is_async=True)
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
-        if PRESCALED:  # delta holds -delta
-            dpt = gl.full([ROWS, BLOCK_M], -0.0, gl.float32, layout=s_layout) + delta[None, :]
-        else:
-            dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
+        dpt = _minus_rows(delta, s_layout, PRESCALED)  # PRESCALED: delta holds -delta
         dpt = warpgroup_mma(v, dot.permute((1, 0)), dpt, is_async=True)
     else:
         delta = _tile_rows(Delta, row_base, offs_m, m_ok, 0.0, rows_smem, s, 1, STAGED_ROWS)
         st = _st_start(lse2, qk_scale, start, offs_m, key0, diag, win_left, win_right, s_layout, MASK_INIT,
                        WINDOW, PRESCALED)
-        dpt = gl.zeros([ROWS, BLOCK_M], gl.float32, layout=s_layout) - delta[None, :]
+        dpt = _minus_rows(delta, s_layout, False)
         mbarrier.wait(ready.index(s), (i // STAGES) & 1)
         qt = q_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
         dot = do_smem.index(s).reshape([BLOCK_M, HEAD_DIM])
@@ -723,7 +727,7 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     args = (*descs, dq_desc, lse2, delta, *lse2.stride()[:2], slopes, *slope_strides, seqlen_q, nheads // nheads_k,
             diag, left, right, f.softmax_scale * LOG2E, f.softmax_scale, *drop)
     masked = f.causal or window
-    every = masked and configs.backward_mask_every_tile(head_dim, fuse, f.dropout_p > 0)
+    every = masked and configs.backward_mask_every_tile(head_dim, fuse)
     staged = configs.backward_staged_rows(head_dim, masked, fuse, f.dropout_p > 0, every)
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0, staged),
                   CAUSAL=f.causal and not window,

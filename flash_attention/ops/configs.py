@@ -279,7 +279,7 @@ GLUON_BWD_MASK_EVERY_TILE: bool | None = None
 GLUON_BWD_MASK_BRANCH = False
 
 
-def backward_mask_every_tile(head_dim: int, fuse_dq: bool, dropout: bool = False) -> bool:
+def backward_mask_every_tile(head_dim: int, fuse_dq: bool) -> bool:
     """Whether a masked Gluon backward walks all its query tiles in one masked loop (the mask folded into S^T's
     starting value) rather than its masked edge tiles in a loop of their own. Compiled for sm_90 (bf16, 8K keys,
     causal, dQ fused, lse2/delta staged), head_dim 128: the two-loop form spills 55 values (17 stores per unmasked
@@ -328,7 +328,7 @@ def backward_gluon_dq(head_dim: int, causal: bool, seqlen_k: int, banded: bool =
         # fuses since the conversion kernel and the one-loop masked form (390-393 / 439-452, causal 296-299 /
         # 322-324; before them 372-379 / 372-373 and 267-268 / 256-258), head_dim 64 causal not (270-279 / 268-270).
         return False
-    if head_dim > 64 and (causal or banded) and backward_mask_every_tile(head_dim, True, dropout):
+    if head_dim > 64 and (causal or banded) and backward_mask_every_tile(head_dim, True):
         # Masked head_dim-128 kernels with every tile in one masked loop compile without spills fused, staged
         # (backward_mask_every_tile). H200, bf16, same process, split / fused, TFLOPS (results/sweeps/
         # h200-2026-12-03r-mask-every-tile-dq-modes-ab-bf16.csv): causal 2K 346-350 / 378-381 (cuDNN 368), 4K
