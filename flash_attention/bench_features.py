@@ -12,13 +12,14 @@ docstring example. TFLOPS count only the visible query-key pairs (4 * pairs * D 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import gc
 import datetime as _dt
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -173,29 +174,54 @@ def add_slowdowns(rows: List[Dict[str, Any]]) -> None:
                        f"bwd {win['bwd_ms'] / full['bwd_ms']:.2f}x (goal <= 1.5x)")
 
 
+_NUMERIC = ("fwd_ms", "bwd_ms", "fwd_tflops", "bwd_tflops", "peak_mem_gib", "io_mem_gib")
+
+
+def rows_from_log(path: Path) -> Tuple[Dict[str, str], List[Dict[str, Any]]]:
+    """The environment (its ``env:`` line, if any) and the rows a run printed, numbers as floats again."""
+    env: Dict[str, str] = {}
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.startswith("env: "):
+            env = ast.literal_eval(line[5:])
+        elif line.startswith("{"):
+            rec = ast.literal_eval(line)
+            rows.append({k: (float(v) if k in _NUMERIC else v) for k, v in rec.items()})
+    return env, rows
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="CSV path (default: benchmarks/results/<gpu>-<date>-features.csv)")
     p.add_argument("--quick", action="store_true", help="skip the 64K/128K memory rows")
+    p.add_argument("--from-log", type=Path, metavar="LOG",
+                   help="write the CSV from the rows a run printed (one that hit a time limit before writing it)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="with --from-log: gpu/torch/triton/date where the log has no 'env:' line")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
+    if args.from_log:
+        env, rows = rows_from_log(args.from_log)
+        env.update(dict(item.split("=", 1) for item in args.env))
+    elif not torch.cuda.is_available():
         print("No CUDA GPU found: the feature benchmark needs one (the CPU suite covers correctness).")
         return 0
-    import triton
+    else:
+        import triton
 
-    env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
-               date=_dt.datetime.now().isoformat(timespec="seconds"))
-    rows = []
-    for c in cases(args.quick):
-        c = dict(c)
-        name = c.pop("name")
-        rec = run_case(name, **c)
-        rows.append(rec)
-        print({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
-    try:
-        rows.append(seed_layer_example())
-    except Exception as exc:  # reported, not fatal
-        rows.append(dict(name="seed_layer_example", note=f"{type(exc).__name__}: {exc}"))
+        env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
+                   date=_dt.datetime.now().isoformat(timespec="seconds"))
+        print(f"env: {env}", flush=True)
+        rows = []
+        for c in cases(args.quick):
+            c = dict(c)
+            name = c.pop("name")
+            rec = run_case(name, **c)
+            rows.append(rec)
+            print({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
+        try:
+            rows.append(seed_layer_example())
+        except Exception as exc:  # reported, not fatal
+            rows.append(dict(name="seed_layer_example", note=f"{type(exc).__name__}: {exc}"))
     add_slowdowns(rows)
     slug = "".join(ch if ch.isalnum() else "-" for ch in env["gpu"].lower()).strip("-")
     out = args.out or Path("benchmarks/results") / f"{slug}-{env['date'][:10]}-features.csv"

@@ -1,12 +1,12 @@
 #!/bin/bash
-# Prepared in the thirteenth session (2026-12-03) for a later device call, not run yet (under 500 s): the A/B and
+# Prepared in the thirteenth session (2026-12-03), run as the fourteenth session's first call (362 s; NOTES 63): the A/B and
 # GPU test of the mask behind a per-tile branch (NOTES entry 62), the GPU tests rounds r/u/v left (the narrow
 # swizzle's other cases, split-dQ dropout under the new defaults, the prescaled tests' new asserts), the Gluon
 # backward at 1K keys (head_dim 64 without a mask takes the tl kernels there: 0.89x cuDNN in run v; measured before
 # staging, 327-328 Gluon / 340-341 tl), and the flaky forward row of run v (bf16 head_dim 64 causal 1K: 194 TFLOPS,
 # 299 in run q) timed alone three times in separate processes.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-next-x
+L=h200-2026-12-03x
 R=$OUT/$L; mkdir -p $R
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 cd benchmarks

@@ -848,7 +848,7 @@ def _plan_key(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
             lse.stride(), q.dtype, dout.dtype, out.dtype, lse.dtype, q.device, torch.cuda.current_device(),
             tuple(t.data_ptr() % 16 for t in (q, k, v, dout, out, lse)), f.causal, f.softmax_scale, f.diag,
             f.deterministic, torch.are_deterministic_algorithms_enabled(), configs.BWD_GLUON, configs.BWD_GLUON_DQ,
-            configs.GLUON_BWD_MIN_SEQLEN, configs.GLUON_BWD_D64_MIN_SEQLEN, configs.GLUON_DQ_MIN_SEQLEN,
+            configs.GLUON_BWD_MIN_SEQLEN, configs.GLUON_DQ_MIN_SEQLEN,
             configs.GLUON_DQ_MIN_CAUSAL_SEQLEN_128, configs.GLUON_DQ_MIN_SEQLEN_128, configs.ONE_LOOP, configs.BWD_TMA,
             configs.GLUON_BWD_PTX_MASKS,
             configs.GLUON_BWD_STAGED_ROWS, configs.GLUON_BWD_MASK_EVERY_TILE, configs.GLUON_BWD_MASK_BRANCH,

@@ -99,7 +99,10 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
     (1K 358 vs 402, 2K 402 vs 432, causal 2K 324 vs 343), even at 4K (422 vs 426), ahead from 8K (438 vs 422, causal
     421 vs 397; 16K 451 vs 440). Head_dim 64 without a mask in the persistent form with three consumers
     (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv): ahead from 2K (2K 440-463 vs 414-431, 4K 467 vs
-    425, 16K 515 vs 432), behind at 1K (366-369 vs 383-400)."""
+    425, 16K 515 vs 432), behind at 1K (366-369 vs 383-400). Measured again below the head_dim-64 thresholds since
+    the dynamic schedule (results/sweeps/h200-2026-12-03y-fwd-gluon-d64-ab-bf16.csv, tl / Gluon): causal 1K 328-329
+    / 168-170, 2K 336-338 / 286-289, 4K 373-375 / 381-382; without a mask at 1K 389 / 380-387. The thresholds
+    stay."""
     if FWD_GLUON is not None:
         return FWD_GLUON
     if head_dim == 128:
@@ -200,7 +203,6 @@ def forward_gluon_dynamic(head_dim: int, causal: bool) -> bool:
 BWD_GLUON: bool | None = None
 BWD_GLUON_DQ: bool | None = None
 GLUON_BWD_MIN_SEQLEN = 1024
-GLUON_BWD_D64_MIN_SEQLEN = 2048  # head_dim 64 without a mask
 GLUON_DQ_MIN_SEQLEN = 2048
 GLUON_DQ_MIN_SEQLEN_128 = 1024
 GLUON_DQ_MIN_CAUSAL_SEQLEN_128 = 4096
@@ -274,9 +276,11 @@ GLUON_BWD_MASK_EVERY_TILE: bool | None = None
 
 # In the one-loop form, the mask only on the tiles the band cuts, chosen per tile by a uniform branch
 # (``backward_sm90._band_hides``) instead of on every tile: the unmasked tiles skip the compare and select per score
-# (compiled for sm_90: no spills, 97 of ~568 instructions skipped per unmasked causal tile; NOTES entry 62). Not
-# measured on a GPU yet, so off.
-GLUON_BWD_MASK_BRANCH = False
+# (compiled for sm_90: no spills, 97 of ~568 instructions skipped per unmasked causal tile; NOTES entries 62-63).
+# H200, bf16, head_dim 128, dQ fused, same process, off / on, TFLOPS
+# (results/sweeps/h200-2026-12-03x-mask-branch-ab-bf16.csv): causal 4K 463-467 / 470-471, 16K 539-547 / 552; a 2K
+# window at 8K 464-502 / 521-522, causal 499-502 / 522-528. GPU tests: 24 passed (tests/st/logs/h200-2026-12-03x-tests.log).
+GLUON_BWD_MASK_BRANCH = True
 
 
 def backward_mask_every_tile(head_dim: int, fuse_dq: bool) -> bool:
@@ -288,7 +292,10 @@ def backward_mask_every_tile(head_dim: int, fuse_dq: bool) -> bool:
     428-438, 8K 422-442 / 482-485, 16K 468-469 / 521-522 (cuDNN 512), 2K (dQ split) 353-354 / 352-362; a 2K window
     at 8K with dQ split 436-443 / 419-423. With dQ fused it is what lets the masked head_dim-128 kernels fuse dQ
     at all (``backward_gluon_dq``): so on there; with dQ split (below 2K keys) it stays off. Head_dim 64 compiles
-    without spills in both forms: off until measured."""
+    without spills in both forms, and the one loop lost there: every tile masked -5% (results/sweeps/
+    h200-2026-12-03u-d64-mask-every-tile-ab-bf16.csv), and with the per-tile branch two loops / one loop, TFLOPS
+    (results/sweeps/h200-2026-12-03y-d64-mask-branch-ab-bf16.csv): causal 2K 344 / 337-341, 8K 420-427 / 411-415,
+    16K 444-448 / 443-444; a 2K causal window at 8K 422 / 428-437. So off at head_dim 64."""
     if GLUON_BWD_MASK_EVERY_TILE is not None:
         return GLUON_BWD_MASK_EVERY_TILE
     return head_dim > 64 and fuse_dq
@@ -299,12 +306,13 @@ def backward_gluon(head_dim: int, causal: bool, seqlen_k: int) -> bool:
     kernel on and off (results/sweeps/h200-2026-12-02-gluon-bwd-1k-ab-bf16.csv, TFLOPS Gluon / tl, two runs each):
     S=1K head_dim 128 373 / 360-364, causal 279-281 / 260-264, head_dim 64 causal 239-240 / 223-229, but head_dim 64
     without a mask 327-328 / 340-341; from 2K every row favours it (head_dim 64 2K 381-385 / 371-383,
-    results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-bf16.csv). Below 1K it is not measured (the call is host-bound
-    there), so the tl kernels keep it."""
+    results/sweeps/h200-2026-12-02-gluon-bwd-dq-ab-bf16.csv). Since the staged rows, prescaled starting values and
+    the conversion kernel, head_dim 64 without a mask leads at 1K too (results/sweeps/
+    h200-2026-12-03x-gluon-bwd-1k-ab-bf16.csv, Gluon / tl: 355-358 / 345-348, cuDNN 361; causal 266-268 / 227-230,
+    head_dim 128 causal 323-327 / 262-264), so every head_dim takes it from 1K keys. Below 1K it is not measured
+    (the call is host-bound there), so the tl kernels keep it."""
     if BWD_GLUON is not None:
         return BWD_GLUON
-    if head_dim <= 64 and not causal:
-        return seqlen_k >= GLUON_BWD_D64_MIN_SEQLEN
     return seqlen_k >= GLUON_BWD_MIN_SEQLEN
 
 
