@@ -25,7 +25,7 @@ from flash_attention.features import Features
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
-from sweep_helpers import parse_shapes, write_csv
+from sweep_helpers import graphed, parse_shapes, write_csv
 
 
 def ms(fn) -> float:
@@ -35,16 +35,7 @@ def ms(fn) -> float:
 def graph_ms(fn) -> float | None:
     """GPU time of ``fn`` replayed from a CUDA graph (None when it cannot be captured)."""
     try:
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            fn()
-        return ms(g.replay)
+        return ms(graphed(fn))
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         print("graph capture failed:", str(exc).splitlines()[0][:160], flush=True)
         return None

@@ -10,16 +10,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-import torch.nn.functional as F
 from triton.testing import do_bench
 
 from flash_attention import bench
-from flash_attention.interface import flash_attn_func
 
-from sweep_helpers import parse_shapes, write_csv
-
-SDPA = torch.nn.attention.SDPBackend
+from sweep_helpers import forward_pair, parse_shapes, write_csv
 
 
 def main() -> None:
@@ -31,18 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for sh in parse_shapes(args.shapes):
-        q, k, v = sh.randn(3, torch.bfloat16)
-        qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))  # the anchors' layout
-        fl = sh.fwd_flops()
-
-        def cudnn() -> torch.Tensor:
-            with torch.nn.attention.sdpa_kernel(SDPA.CUDNN_ATTENTION):
-                return F.scaled_dot_product_attention(qt, kt, vt, is_causal=sh.causal)
-
-        fns = {"ours": lambda: flash_attn_func(q, k, v, causal=sh.causal), "cudnn": cudnn}
-        for fn in fns.values():
-            fn()
-        torch.cuda.synchronize()
+        fns, fl = forward_pair(sh)
         for rnd in range(args.rounds):
             for name, fn in fns.items():
                 time.sleep(args.idle)

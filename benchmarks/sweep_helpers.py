@@ -92,3 +92,38 @@ def sdpa_anchor_ms(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: torc
         t_f = bench(fwd)
         t_fb = bench(lambda: torch.autograd.grad(fwd(), (q, k, v), grad)) if with_backward else None
     return t_f, t_fb
+
+
+def graphed(fn: Callable[[], Any]) -> Callable[[], None]:
+    """``fn`` captured once in a CUDA graph (after three calls on a side stream, as capture requires); the result
+    replays it. Raises where ``fn`` cannot be captured."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def forward_pair(sh: AbShape) -> Tuple[Dict[str, Callable[[], Any]], float]:
+    """Our public forward and SDPA's cuDNN forward on the same bf16 inputs of ``sh`` (the anchor on contiguous
+    (batch, heads, seqlen, head_dim) copies, its preferred layout), each called once; and the forward flops."""
+    from flash_attention.interface import flash_attn_func
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = sh.randn(3, torch.bfloat16)
+    qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))
+
+    def cudnn() -> torch.Tensor:
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=sh.causal)
+
+    fns: Dict[str, Callable[[], Any]] = {"ours": lambda: flash_attn_func(q, k, v, causal=sh.causal), "cudnn": cudnn}
+    for fn in fns.values():
+        fn()
+    torch.cuda.synchronize()
+    return fns, sh.fwd_flops()

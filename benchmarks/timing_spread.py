@@ -8,31 +8,10 @@ graph: if the spread of our eager call vanishes in the graph, it comes from the 
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Dict
 
-import torch
-import torch.nn.functional as F
 from triton.testing import do_bench
 
-from flash_attention.interface import flash_attn_func
-
-from sweep_helpers import parse_shapes, write_csv
-
-SDPA = torch.nn.attention.SDPBackend
-
-
-def graphed(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    """``fn`` captured once in a CUDA graph (after warmup on a side stream); the result replays it."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
+from sweep_helpers import forward_pair, graphed, parse_shapes, write_csv
 
 
 def main() -> None:
@@ -43,16 +22,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for sh in parse_shapes(args.shapes):
-        q, k, v = sh.randn(3, torch.bfloat16)
-        qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))  # the anchors' layout
-        fl = sh.fwd_flops()
-
-        def cudnn() -> torch.Tensor:
-            with torch.nn.attention.sdpa_kernel(SDPA.CUDNN_ATTENTION):
-                return F.scaled_dot_product_attention(qt, kt, vt, is_causal=sh.causal)
-
-        eager: Dict[str, Callable[[], object]] = {
-            "ours": lambda: flash_attn_func(q, k, v, causal=sh.causal), "cudnn": cudnn}
+        eager, fl = forward_pair(sh)
         fns = dict(eager)
         for name, fn in eager.items():
             try:

@@ -279,7 +279,8 @@ GLUON_BWD_MASK_EVERY_TILE: bool | None = None
 # (compiled for sm_90: no spills, 97 of ~568 instructions skipped per unmasked causal tile; NOTES entries 62-63).
 # H200, bf16, head_dim 128, dQ fused, same process, off / on, TFLOPS
 # (results/sweeps/h200-2026-12-03x-mask-branch-ab-bf16.csv): causal 4K 463-467 / 470-471, 16K 539-547 / 552; a 2K
-# window at 8K 464-502 / 521-522, causal 499-502 / 522-528. GPU tests: 24 passed (tests/st/logs/h200-2026-12-03x-tests.log).
+# window at 8K 464-502 / 521-522, causal 499-502 / 522-528. GPU tests: 24 passed forced on, and the window/ALiBi,
+# dropout and default-path tests as the default (tests/st/logs/h200-2026-12-03{x,y,z}-tests.log).
 GLUON_BWD_MASK_BRANCH = True
 
 
