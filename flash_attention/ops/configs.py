@@ -122,6 +122,10 @@ GLUON_FWD_BANDS = True
 # (results/sweeps/h200-2026-12-03d-dropout-ab-bf16.log): forward +39-40% over plain against +67% with the tl forward,
 # causal +41-43% against +72%; head_dim 64 (H32) level (+70-72% both).
 GLUON_FWD_DROPOUT = True
+# Each key tile's Philox words drawn right after its products are issued, before the wait for S (``DROPOUT`` 2 in
+# forward_sm90._attend), so the generator overlaps Q K^T as well as P V; unpacked after the softmax as before.
+# Prepared in the fourteenth session, not measured on a GPU: off (NOTES entry 68).
+GLUON_FWD_DROPOUT_EARLY = False
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
 GLUON_ALIBI_SPLIT: bool | None = None

@@ -129,7 +129,13 @@ def dropout_words(row0, start, N: gl.constexpr, drop):
 def dropout_draws(row0, start, N: gl.constexpr, drop):
     """The 8-bit draws (as uint32) of a [64, N] score tile (query rows from ``row0``, keys from ``start``, a
     multiple of 64) in the accumulator layout ``mma_layout(N)``, unpacked from ``dropout_words`` in registers."""
-    r0, r1, r2, r3 = dropout_words(row0, start, N, drop)
+    return unpack_draws(dropout_words(row0, start, N, drop), N)
+
+
+@gluon.jit
+def unpack_draws(words, N: gl.constexpr):
+    """``dropout_words``' four words of a [64, N] tile as its 8-bit draws (uint32) in ``mma_layout(N)``."""
+    r0, r1, r2, r3 = words
     # Draw d of a call is byte d % 2 of half (d // 2) % 2 of word d // 4 (join stacks along a new last axis).
     words = gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [64, N // 16, 4])
     halves = gl.reshape(gl.join(words & 0xFFFF, words >> 16), [64, N // 16, 8])
@@ -163,10 +169,15 @@ def select_kept(draws, drop_thresh, kept, dropped):
 
 
 @gluon.jit
-def _dropout(p, row0, start, drop):
+def _dropout(p, row0, start, drop, words=None):
     """``p`` (a [64, n] tile in the accumulator layout: rows from ``row0``, keys from ``start``) with its dropped
-    keys zeroed (``dropout_draws`` against the threshold)."""
-    return select_kept(dropout_draws(row0, start, p.shape[1], drop), drop[3], p, gl.zeros_like(p))
+    keys zeroed (``dropout_draws`` against the threshold); ``words``: that tile's ``dropout_words``, where the
+    caller drew them ahead (``DROPOUT`` 2 in ``_attend``)."""
+    if words is None:
+        draws = dropout_draws(row0, start, p.shape[1], drop)
+    else:
+        draws = unpack_draws(words, p.shape[1])
+    return select_kept(draws, drop[3], p, gl.zeros_like(p))
 
 
 @gluon.jit
@@ -313,7 +324,10 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
     ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
     ``(acc, m_i, l_i, i)``. With ``RELEASE_Q`` the consumer tells the producer once its last read of Q is done
     (before the last ``P V``), so the next tile's Q can land while this one finishes. ``DROPOUT``: the products
-    take the probabilities with dropped keys zeroed (``_dropout``), the row sums all of them."""
+    take the probabilities with dropped keys zeroed (``_dropout``), the row sums all of them; ``DROPOUT`` 2
+    (``configs.GLUON_FWD_DROPOUT_EARLY``) draws each tile's Philox words right after issuing its products, before
+    waiting for S, so the generator's integer work overlaps the tensor cores' ``Q K^T`` as well as ``P V`` (the
+    words, 16 registers per thread at 128 keys, are unpacked after the softmax as before)."""
     dtype: gl.constexpr = q.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -348,11 +362,14 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             acc = warpgroup_mma(pa, v_smem.index(prev).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - CID), count=1)
+            words = None
+            if DROPOUT == 2:
+                words = dropout_words(row0, start, BLOCK_N, drop)
             qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, row0, seqlen_k, diag,
                                           win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
             if DROPOUT:
-                p = _dropout(p, row0, start, drop)
+                p = _dropout(p, row0, start, drop, words)
             acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
             mbarrier.arrive(kv_empty.index(prev), count=1)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
@@ -937,7 +954,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     # A window folds the causal mask into its right side.
     bands = dict(CAUSAL=f.causal and not window, WINDOW=window, ALIBI=f.alibi_slopes is not None,
                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal),
-                 DROPOUT=f.dropout_p > 0)
+                 DROPOUT=(2 if configs.GLUON_FWD_DROPOUT_EARLY else 1) if f.dropout_p > 0 else 0)
     # Seed, Philox offset, counters per row, 8-bit threshold and output scale (ops/scores.py; unused without it).
     drop = ((int(f.seed), int(f.offset), dropout_row_stride(seqlen_k), dropout_threshold(f.dropout_p),
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))

@@ -229,3 +229,32 @@ def test_gluon_forward_dropout(case, dtype, persistent, gluon_calls):
     fwd = [c for c in m.call_args_list if c.args[0] in kernels]
     assert fwd and all(c.args[3]["DROPOUT"] for c in fwd)
     assert all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["one_tile", "persistent"])
+@pytest.mark.parametrize("case,dtype", DROPOUT_CASES[:4], ids=str)
+def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
+    """``configs.GLUON_FWD_DROPOUT_EARLY``: each tile's Philox words drawn before the wait for S. The same words
+    and the same arithmetic, so the output and lse equal the default's bit for bit; and the pattern passes
+    ``check_api`` against the float64 reference as the default's does."""
+    from flash_attention import flash_attn_func
+    from flash_attention.features import Features
+    from flash_attention.ops.forward import attention_forward
+    from flash_attention.testing import check_api, random_inputs
+
+    q, k, v = random_inputs(case, dtype, "cuda")[:3]
+    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
+    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
+                 dropout_p=case.dropout_p, seed=11, offset=3)
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
+            mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
+        with mock.patch.object(configs, "GLUON_FWD_DROPOUT_EARLY", False):
+            out0, lse0 = attention_forward(q, k, v, f)[:2]
+        with mock.patch.object(configs, "GLUON_FWD_DROPOUT_EARLY", True), \
+                mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
+            out1, lse1 = attention_forward(q, k, v, f)[:2]
+            check_api(flash_attn_func, case, dtype, "cuda")
+    kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
+    fwd = [c for c in m.call_args_list if c.args[0] in kernels]
+    assert fwd and all(c.args[3]["DROPOUT"] == 2 for c in fwd)
+    assert torch.equal(out0, out1) and torch.equal(lse0, lse1)

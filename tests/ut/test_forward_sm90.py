@@ -249,3 +249,35 @@ def test_dropout_compiles_for_sm90(head_dim, extra):
     plain = _inspect("--d", str(head_dim), *extra)
     assert r["selp_b16"] <= plain["selp_b16"], (r, plain)
     assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
+
+
+def _philox_between_products(sass: str) -> int:
+    """Philox multiplies (``IMAD.HI.U32``) issued after an ``HGMMA`` and before the wait that leaves one group of
+    products outstanding (``WARPGROUP.DEPBAR.LE gsb0, 0x1``, the overlapped loop's wait for S): work done while
+    the tensor cores compute S. Windows that end in any other wait do not count."""
+    count, pending, inside = 0, 0, False
+    for line in sass.splitlines():
+        if "HGMMA" in line:
+            inside = True
+        elif "WARPGROUP.DEPBAR" in line:
+            if inside and "gsb0, 0x1" in line:
+                count += pending
+            pending, inside = 0, False
+        elif inside and "IMAD.HI.U32" in line:
+            pending += 1
+    return count
+
+
+@pytest.mark.parametrize("head_dim,causal", [(128, 0), (64, 1)])
+def test_dropout_early_draws_compile_for_sm90(head_dim, causal, tmp_path):
+    """``configs.GLUON_FWD_DROPOUT_EARLY``: the Philox words drawn before the wait for S compile without spills,
+    and the compiler keeps them there: the generator's multiplies sit between the products' issue and the wait for
+    S (interleaved with the issue of the products), where the default form has none."""
+    sass = {}
+    for early in (0, 1):
+        r = _inspect("--d", str(head_dim), "--causal", str(causal), "--seqlen", "8192", "--dropout", "0.1", "--set",
+                     f"GLUON_FWD_DROPOUT_EARLY={early}", "--dump", str(tmp_path / str(early)))
+        assert r["ldl"] == 0 and r["stl"] == 0, r
+        sass[early] = "".join(p.read_text() for p in (tmp_path / str(early)).glob("*.sass"))
+    assert _philox_between_products(sass[0]) == 0
+    assert _philox_between_products(sass[1]) >= 32  # 4 calls of 7 rounds, 2 multiplies each, per 128 keys
