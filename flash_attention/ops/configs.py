@@ -70,6 +70,13 @@ ONE_LOOP = True
 FWD_TMA: bool | None = None
 
 
+# Launch plans (ops/launch.py) for the tl forward too: a call shaped like an earlier one, without ALiBi, bias, mask,
+# dropout or packed sequences, relaunches the recorded tl kernel without Triton's argument binding (the Gluon
+# kernels' calls are planned already). Prepared in the fourteenth session for the short rows the tl forward takes
+# (head_dim 64 causal below 8K keys; NOTES entries 64, 69), not measured on a GPU: off.
+TL_FORWARD_PLANS = False
+
+
 def forward_tma(head_dim: int, block_d: int, local: bool) -> bool:
     """Whether the forward loads K/V tiles through TMA descriptors. Same-process A/B on the H200, bf16, 16K tokens
     (benchmarks/results/sweeps/h200-2026-12-02-fwd-tma-bf16.csv): head_dim 128 causal +6-7% (16K 489 -> 523

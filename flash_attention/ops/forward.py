@@ -19,6 +19,7 @@ from . import configs, forward_sm90
 from .configs import (TILING_STRATEGIES, KernelConfig, cdiv, dot_precision, forward_configs, launch_with_fallback,
                       next_power_of_2)
 from .descriptors import tile_descriptors
+from .launch import PlanCache, launch
 from .layout import Layout, layout
 from .masks import key_range, sequence_bounds, visible, window_bounds
 from .scores import alibi_args, dropout_keep, dropout_row_stride, dropout_threshold, score_log2, user_mask
@@ -273,6 +274,34 @@ def kv_descriptors(k: torch.Tensor, v: torch.Tensor, varlen: bool, local: bool, 
     return tile_descriptors((k, v), block_n, block_d)
 
 
+_TL_PLANS = PlanCache()
+
+
+def tl_plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> Optional[tuple]:
+    """What fixes a tl forward launch besides the tensors' addresses (ops/launch.py), for outputs allocated as
+    ``attention_forward`` does (``configs.TL_FORWARD_PLANS``). None for calls with tensors of their own (ALiBi
+    slopes, bias, mask, packed sequences' offsets) or a fresh dropout seed, which take the JIT launch."""
+    if (not configs.TL_FORWARD_PLANS or f.alibi_slopes is not None or f.attn_bias is not None
+            or f.attn_mask is not None or f.dropout_p > 0 or f.varlen):
+        return None
+    return ("tl", q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device,
+            torch.cuda.current_device(), q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal,
+            f.softmax_scale, f.softcap, tuple(f.window_size), f.window_block, f.diag, configs.ONE_LOOP,
+            configs.FWD_TMA, *forward_sm90.policy_switches())
+
+
+def planned_tl_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
+                       v: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(out, lse)`` through the tl plan recorded under ``key`` (None when there is none)."""
+    plan = _TL_PLANS.get(key) if key is not None else None
+    if plan is None:
+        return None
+    out = torch.empty_like(q)
+    lse = torch.empty((q.shape[0], q.shape[2], q.shape[1]), device=q.device, dtype=torch.float32)
+    plan.launch({"q": q, "k": k, "v": v, "out": out, "lse": lse})
+    return out, lse
+
+
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -288,12 +317,16 @@ def attention_forward(
     ``f.cu_seqlens_q`` is set (see ops/layout.py). ``out``/``lse`` may be passed preallocated (any strides for
     ``out``; ``lse`` contiguous float32 of ``Layout.lse_shape``), which the tests use to poison outputs.
     """
-    key = None
+    key = tl_key = None
     if out is None and lse is None and config is None and f.tiling == "auto" and q.device.type == "cuda":
         # A call like an earlier one relaunches its recorded plan (ops/launch.py): at short sequences the host
         # time of the launch path below is a large part of the call.
         key = forward_sm90.plan_key(q, k, v, f)
         planned = forward_sm90.planned_forward(key, q, k, v)
+        if planned is not None:
+            return planned
+        tl_key = tl_plan_key(q, k, v, f)
+        planned = planned_tl_forward(tl_key, q, k, v)
         if planned is not None:
             return planned
     lay = layout(q, k, f)
@@ -316,22 +349,24 @@ def attention_forward(
     head_dim = lay.head_dim
     block_d = max(16, next_power_of_2(head_dim))
 
+    # With a tl plan key, the launch is recorded for planned_tl_forward (its tensors by role).
+    roles = None if tl_key is None else {"q": q, "k": k, "v": v, "out": out, "lse": lse}
+
     def run(cfg: KernelConfig) -> None:
         grid = (cdiv(lay.seqlen_q, cfg.block_m), lay.nheads, lay.batch)
         k_desc, v_desc = kv_descriptors(k, v, lay.varlen, local, cfg.block_n, block_d)
-        _attn_fwd_kernel[grid](
-            q, k, v, out, lse, *fa["tensors"], *lay.cu_args(q),
-            *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
-            *fa["strides"], *lay.lse_strides,
-            lay.nheads, lay.seqlen_q, lay.seqlen_k, lay.nheads // lay.nheads_k,
-            f.softmax_scale * LOG2E, *fa["scalars"], fa["diag"], *fa["band"],
-            *fa["dropout"], k_desc, v_desc,
-            HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-            LOCAL=local, **fa["flags"], EVEN_M=not lay.varlen and lay.seqlen_q % cfg.block_m == 0,
-            EVEN_N=not lay.varlen and lay.seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d,
-            DOT_PREC=dot_precision(q.dtype), ONE_LOOP=configs.ONE_LOOP, TMA=k_desc is not None,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
+        args = (q, k, v, out, lse, *fa["tensors"], *lay.cu_args(q),
+                *lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(out),
+                *fa["strides"], *lay.lse_strides,
+                lay.nheads, lay.seqlen_q, lay.seqlen_k, lay.nheads // lay.nheads_k,
+                f.softmax_scale * LOG2E, *fa["scalars"], fa["diag"], *fa["band"],
+                *fa["dropout"], k_desc, v_desc)
+        kwargs = dict(HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                      LOCAL=local, **fa["flags"], EVEN_M=not lay.varlen and lay.seqlen_q % cfg.block_m == 0,
+                      EVEN_N=not lay.varlen and lay.seqlen_k % cfg.block_n == 0, EVEN_D=head_dim == block_d,
+                      DOT_PREC=dot_precision(q.dtype), ONE_LOOP=configs.ONE_LOOP, TMA=k_desc is not None,
+                      num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        _TL_PLANS.put(tl_key, launch(_attn_fwd_kernel, grid, args, kwargs, roles))
 
     cfgs = [config] if config is not None else forward_configs(block_d, q.dtype, local, q.device, lay.seqlen_q)
     strategy = TILING_STRATEGIES.get(f.tiling)

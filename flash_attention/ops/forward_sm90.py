@@ -876,11 +876,17 @@ def plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> 
         return None
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, q.device, torch.cuda.current_device(),
             q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal, f.softmax_scale, f.diag,
-            tuple(f.window_size), configs.GLUON_FWD_BANDS, configs.GLUON_ALIBI_SPLIT,
-            configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN, configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP,
-            configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT, configs.GLUON_PERSISTENT_BANDS,
-            configs.GLUON_FWD_DROPOUT, configs.GLUON_D64_PERSISTENT_MIN_SEQLEN,
-            configs.GLUON_DYNAMIC_SCHEDULE, configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
+            tuple(f.window_size), *policy_switches())
+
+
+def policy_switches() -> tuple:
+    """The configuration switches that decide whether this kernel takes a call and how it launches: part of every
+    forward plan's key (a tl plan's too, whose call this kernel declined)."""
+    return (configs.GLUON_FWD_BANDS, configs.GLUON_ALIBI_SPLIT, configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN,
+            configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP, configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT,
+            configs.GLUON_PERSISTENT_BANDS, configs.GLUON_FWD_DROPOUT, configs.GLUON_FWD_DROPOUT_EARLY,
+            configs.GLUON_D64_PERSISTENT_MIN_SEQLEN, configs.GLUON_DYNAMIC_SCHEDULE,
+            configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
 
 
 def _roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,

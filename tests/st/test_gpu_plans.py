@@ -10,7 +10,7 @@ import torch
 
 from flash_attention import flash_attn_func
 from flash_attention.features import Features
-from flash_attention.ops import backward, configs, forward_sm90, launch
+from flash_attention.ops import backward, configs, forward, forward_sm90, launch
 from flash_attention.ops.backward import attention_backward
 from flash_attention.ops.forward import attention_forward
 
@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
 def relaunches():
     """Counts Plan.launch calls; starts from empty plan caches."""
     forward_sm90._PLANS.clear()
+    forward._TL_PLANS.clear()
     backward._PLANS.clear()
     with mock.patch.object(launch.Plan, "launch", autospec=True, side_effect=launch.Plan.launch) as m:
         yield m
@@ -123,3 +124,26 @@ def test_public_api_training_steps(relaunches):
         assert torch.equal(got[1], ref[1]) and torch.equal(got[2], ref[2])
         torch.testing.assert_close(got[0], ref[0], atol=2e-2, rtol=2e-2)
     assert relaunches.call_count >= 2 * 3  # forward, and backward (two launches), on steps 2 and 3
+
+
+@pytest.mark.parametrize("extra", [{}, {"softcap": 30.0}, {"window_size": (200, 0)}], ids=["plain", "softcap", "window"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("d", [64, 96])
+def test_tl_forward_plan_matches_jit(d, causal, extra, relaunches):
+    """``configs.TL_FORWARD_PLANS``: the tl forward (head_dim 64 below the Gluon kernel's thresholds, 96, softcap)
+    relaunches its recorded plan for a call shaped like an earlier one, bit-equal to the JIT launch; a dropout call
+    is never planned (a fresh seed per call)."""
+    def inputs():
+        q, k, v, f = _inputs(d, causal)
+        return q, k, v, Features(f.softmax_scale, causal, **extra)
+
+    with mock.patch.object(configs, "TL_FORWARD_PLANS", True):
+        attention_forward(*inputs())  # records
+        q, k, v, f = inputs()
+        assert not forward_sm90.supported(q, k, v, q, f)  # the tl kernel's call
+        out, lse = attention_forward(q, k, v, f)
+        assert relaunches.call_count == 1
+        ref_out, ref_lse = _unplanned(lambda: attention_forward(q, k, v, f))
+        assert forward.tl_plan_key(q, k, v, Features(f.softmax_scale, causal, dropout_p=0.1, seed=1)) is None
+    assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
+

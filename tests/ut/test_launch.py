@@ -135,3 +135,29 @@ def test_cache_is_bounded():
     assert list(cache.plans) == [2, 3, 4]  # the oldest went first
     cache.put("none", None)
     assert "none" not in cache.plans
+
+
+def test_tl_forward_plan_key_covers_only_calls_without_their_own_tensors(monkeypatch):
+    """``forward.tl_plan_key``: off unless ``configs.TL_FORWARD_PLANS``; None for ALiBi, bias, mask, dropout and packed
+    sequences (tensors or a seed of their own per call); otherwise it changes with what fixes the launch."""
+    import torch
+
+    from flash_attention.features import Features
+    from flash_attention.ops import configs, forward
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    q = torch.randn(2, 100, 4, 64)
+    f = Features(0.125, True)
+    assert forward.tl_plan_key(q, q, q, f) is None  # off by default until measured
+    monkeypatch.setattr(configs, "TL_FORWARD_PLANS", True)
+    key = forward.tl_plan_key(q, q, q, f)
+    assert key is not None and key == forward.tl_plan_key(q, q, q, Features(0.125, True))
+    assert key != forward.tl_plan_key(q, q, q, Features(0.125, False))
+    assert key != forward.tl_plan_key(q, q, q, Features(0.125, True, softcap=20.0))
+    assert key != forward.tl_plan_key(q[:, :50], q[:, :50], q[:, :50], f)
+    monkeypatch.setattr(configs, "ONE_LOOP", not configs.ONE_LOOP)
+    assert key != forward.tl_plan_key(q, q, q, f)
+    for own in (dict(alibi_slopes=torch.ones(4)), dict(attn_bias=torch.zeros(1)), dict(dropout_p=0.1),
+                dict(attn_mask=torch.ones(1, dtype=torch.bool)),
+                dict(cu_seqlens_q=torch.zeros(3, dtype=torch.int32))):
+        assert forward.tl_plan_key(q, q, q, Features(0.125, True, **own)) is None, own
