@@ -280,7 +280,8 @@ _TL_PLANS = PlanCache()
 def tl_plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) -> Optional[tuple]:
     """What fixes a tl forward launch besides the tensors' addresses (ops/launch.py), for outputs allocated as
     ``attention_forward`` does (``configs.TL_FORWARD_PLANS``). None for calls with tensors of their own (ALiBi
-    slopes, bias, mask, packed sequences' offsets) or a fresh dropout seed, which take the JIT launch."""
+    slopes, bias, mask, packed sequences' offsets) or a fresh dropout seed, which take the JIT launch. The plans
+    live in ``_TL_PLANS`` and relaunch through ``forward_sm90.planned_forward``."""
     if (not configs.TL_FORWARD_PLANS or f.alibi_slopes is not None or f.attn_bias is not None
             or f.attn_mask is not None or f.dropout_p > 0 or f.varlen):
         return None
@@ -288,18 +289,6 @@ def tl_plan_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features) 
             torch.cuda.current_device(), q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16, f.causal,
             f.softmax_scale, f.softcap, tuple(f.window_size), f.window_block, f.diag, configs.ONE_LOOP,
             configs.FWD_TMA, *forward_sm90.policy_switches())
-
-
-def planned_tl_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
-                       v: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """``(out, lse)`` through the tl plan recorded under ``key`` (None when there is none)."""
-    plan = _TL_PLANS.get(key) if key is not None else None
-    if plan is None:
-        return None
-    out = torch.empty_like(q)
-    lse = torch.empty((q.shape[0], q.shape[2], q.shape[1]), device=q.device, dtype=torch.float32)
-    plan.launch({"q": q, "k": k, "v": v, "out": out, "lse": lse})
-    return out, lse
 
 
 def attention_forward(
@@ -326,7 +315,7 @@ def attention_forward(
         if planned is not None:
             return planned
         tl_key = tl_plan_key(q, k, v, f)
-        planned = planned_tl_forward(tl_key, q, k, v)
+        planned = forward_sm90.planned_forward(tl_key, q, k, v, _TL_PLANS)
         if planned is not None:
             return planned
     lay = layout(q, k, f)
@@ -349,8 +338,8 @@ def attention_forward(
     head_dim = lay.head_dim
     block_d = max(16, next_power_of_2(head_dim))
 
-    # With a tl plan key, the launch is recorded for planned_tl_forward (its tensors by role).
-    roles = None if tl_key is None else {"q": q, "k": k, "v": v, "out": out, "lse": lse}
+    # With a tl plan key, the launch is recorded in _TL_PLANS (its tensors by role).
+    roles = None if tl_key is None else forward_sm90.plan_roles(q, k, v, out, lse)
 
     def run(cfg: KernelConfig) -> None:
         grid = (cdiv(lay.seqlen_q, cfg.block_m), lay.nheads, lay.batch)

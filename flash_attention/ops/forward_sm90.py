@@ -889,22 +889,24 @@ def policy_switches() -> tuple:
             configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
 
 
-def _roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-           lse: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """The forward's tensors by the names its plan records and relaunches them under (one list for both)."""
+def plan_roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+               lse: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The forward's tensors by the names its plans record and relaunch them under (one list for the Gluon and the
+    tl forward's plans)."""
     return {"q": q, "k": k, "v": v, "out": out, "lse": lse}
 
 
-def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor,
-                    v: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """``(out, lse)`` through the plan recorded under ``key`` (None when there is none): the launch without
-    ``supported``, the descriptors or Triton's argument binding."""
-    plan = _PLANS.get(key) if key is not None else None
+def planned_forward(key: Optional[tuple], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    plans: Optional[PlanCache] = None) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(out, lse)`` through the plan recorded under ``key`` in ``plans`` (this kernel's by default; the tl
+    forward passes its own), None when there is none: the launch without ``supported``, the descriptors or
+    Triton's argument binding."""
+    plan = (_PLANS if plans is None else plans).get(key) if key is not None else None
     if plan is None:
         return None
     out = torch.empty_like(q)
     lse = torch.empty((q.shape[0], q.shape[2], q.shape[1]), device=q.device, dtype=torch.float32)
-    roles = _roles(q, k, v, out, lse)
+    roles = plan_roles(q, k, v, out, lse)
     if plan.uses("sched"):  # the dynamic schedule's counter, fresh and zeroed for every launch
         roles["sched"] = torch.zeros(1, dtype=torch.int32, device=q.device)
     plan.launch(roles)
@@ -952,7 +954,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
                                                                           f.alibi_slopes is not None)
     elif tile_per_program and not persistent:
         raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
-    roles = None if plan_key is None else _roles(q, k, v, out, lse)
+    roles = None if plan_key is None else plan_roles(q, k, v, out, lse)
     diag = f.diagonal(seqlen_q, seqlen_k)
     window = tuple(f.window_size) != (-1, -1)
     left, right = window_sides(f, seqlen_q, seqlen_k, diag)
