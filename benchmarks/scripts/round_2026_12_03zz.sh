@@ -7,7 +7,7 @@
 # head_dim-64 causal 1K forward read 229-325 TFLOPS in one process, cuDNN 327-336), timed eagerly and from a CUDA
 # graph. Then the full run: benchmarks/scripts/full_run.sh (two calls), and the profiles of round_2026_12_03s.sh.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-next-zz
+L=h200-2026-12-03zz
 R=$OUT/$L; mkdir -p $R
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 (cd benchmarks && timeout 100 python ab_forward.py --switch GLUON_FWD_DROPOUT_EARLY --tiles default --shapes 128:0:8192:-1:0:1:-1:10,128:1:8192:-1:0:1:-1:10,64:0:8192:-1:0:1:-1:10,64:1:8192:-1:0:1:-1:10 --out $R/$L-fwd-dropout-early-ab-bf16.csv > $R/$L-fwd-dropout-early-ab-bf16.log 2>&1)
