@@ -171,6 +171,11 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
     return head_dim <= 64 and not causal and not alibi
 
 
+# The persistent form's output through the K half of the tile's last K/V stage and a TMA store (True), or stored
+# from registers (False); only where the tile's rows fit one K tile (two consumers). Nsight Compute at 1K keys
+# (NOTES entry 70): the register stores, 4-byte pieces over 8 rows per warp, stalled the consumers on the store
+# queue for ~7% of their samples. Written in the fifteenth session; off until measured.
+GLUON_PERSISTENT_OUT_SMEM = False
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured

@@ -318,7 +318,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             row0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i, l_i, acc, CID: gl.constexpr,
             BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
             WINDOW: gl.constexpr, ALIBI: gl.constexpr, PINGPONG: gl.constexpr, RELEASE_Q: gl.constexpr,
-            ALIBI_SPLIT: gl.constexpr = False, drop=None, DROPOUT: gl.constexpr = False):
+            ALIBI_SPLIT: gl.constexpr = False, drop=None, DROPOUT: gl.constexpr = False,
+            HOLD_LAST: gl.constexpr = False):
     """The overlapped loop over one query tile's key tiles ``[lo, hi)``: tile j's ``S = Q K^T`` is issued before
     tile j-1's ``O += P V``, and the softmax of tile j runs while that ``P V`` is still on the tensor cores.
     ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
@@ -327,7 +328,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
     take the probabilities with dropped keys zeroed (``_dropout``), the row sums all of them; ``DROPOUT`` 2
     (``configs.GLUON_FWD_DROPOUT_EARLY``) draws each tile's Philox words right after issuing its products, before
     waiting for S, so the generator's integer work overlaps the tensor cores' ``Q K^T`` as well as ``P V`` (the
-    words, 16 registers per thread at 128 keys, are unpacked after the softmax as before)."""
+    words, 16 registers per thread at 128 keys, are unpacked after the softmax as before). ``HOLD_LAST``: the last
+    K/V stage is not released here (the persistent form's output passes through its K half; ``_compute_tile``)."""
     dtype: gl.constexpr = q.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
@@ -380,7 +382,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
         last = (i - 1) % STAGES
         mbarrier.wait(v_ready.index(last), ((i - 1) // STAGES) & 1)
         acc = warpgroup_mma(pa, v_smem.index(last).reshape([BLOCK_N, HEAD_DIM]), acc)
-        mbarrier.arrive(kv_empty.index(last), count=1)
+        if not HOLD_LAST:
+            mbarrier.arrive(kv_empty.index(last), count=1)
     elif RELEASE_Q:
         mbarrier.arrive(q_empty, count=1)
     return acc, m_i, l_i, i
@@ -643,21 +646,37 @@ def _producer_persistent(loads, NC: gl.constexpr, BLOCK_N: gl.constexpr, STAGES:
 
 
 @gluon.jit
-def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem, v_smem,
-                  q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale,
-                  win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args, CID: gl.constexpr,
+def _release_held(held, kv_empty):
+    """Out through shared memory: once this consumer's output store has read the K half it passed through, that
+    K/V stage (``held``; -1 for none) goes back to the producer."""
+    tma.store_wait(pendings=0)
+    if held >= 0:
+        mbarrier.arrive(kv_empty.index(held), count=1)
+    return gl.to_tensor(-1)
+
+
+@gluon.jit
+def _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem,
+                  v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag,
+                  qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args, CID: gl.constexpr,
                   NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
                   CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr,
-                  DROPOUT: gl.constexpr):
+                  DROPOUT: gl.constexpr, OUT_SMEM: gl.constexpr):
     """A consumer's work for query tile ``t`` (the program's ``n``-th): its 64 rows' attention, the lse and the
-    output stored from registers; returns the updated count of K/V stages taken. ``dropout_args``: (seed, Philox
-    offset, counters per row, 8-bit threshold, output scale)."""
+    output; returns the updated count of K/V stages taken and the stage it holds. ``dropout_args``: (seed, Philox
+    offset, counters per row, 8-bit threshold, output scale).
+
+    The output leaves from registers, or with ``OUT_SMEM`` (``configs.GLUON_PERSISTENT_OUT_SMEM``; the tile's
+    ``NC * 64`` rows must fit one K tile of ``BLOCK_N``) through the K half of the tile's last K/V stage and a TMA
+    store: that K tile's last reader was the last ``S = Q K^T``, which every consumer has finished once Q's
+    release completes. Stored from registers, each thread writes 4-byte pieces scattered over 8 rows, and the
+    store queue stalls the consumers at 1K keys (Nsight Compute, NOTES entry 70). The stage goes back to the
+    producer at the start of the next tile, after the copy engine has read it (``_release_held``)."""
     dtype: gl.constexpr = Out.dtype.element_ty
     BLOCK: gl.constexpr = NC * ROWS
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
     o_layout: gl.constexpr = mma_layout(HEAD_DIM)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
-    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
     off_b, off_h, m0 = _tile_coords(t, num_m, nheads, BLOCK, CAUSAL)
     lo, full_lo, full_hi, hi = _key_range(m0, seqlen_k, diag, win_left, win_right, BLOCK, BLOCK_N, CAUSAL, WINDOW)
     slope2 = alibi_slope2(Slopes, off_b, off_h, stride_sb, stride_sh, ALIBI)
@@ -670,60 +689,89 @@ def _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_
     seed, philox_offset, philox_stride, drop_thresh, dropout_scale = dropout_args
     drop = (seed, philox_offset + lse_base * philox_stride, philox_stride, drop_thresh)
     mbarrier.wait(q_bar, n & 1)
+    if OUT_SMEM:
+        held = _release_held(held, kv_empty)
     acc, m_i, l_i, i = _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, q_bar, q_empty, i, lo, full_lo,
                                full_hi, hi, offs_m, r0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i,
                                l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, False, True,
-                               ALIBI_SPLIT, drop, DROPOUT)
+                               ALIBI_SPLIT, drop, DROPOUT, OUT_SMEM)
     out, lse = _finish(acc, m_i, l_i, dropout_scale, DROPOUT)
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
+    out = out.to(dtype)
     o_base = off_b.to(gl.int64) * stride_ob + off_h.to(gl.int64) * stride_oh
-    o_rows = r0 + gl.arange(0, ROWS, layout=row_o)
+    if OUT_SMEM:
+        if lo < hi:
+            mbarrier.wait(q_empty, n & 1)
+            held = (i - 1) % STAGES
+            o_tile = k_smem.index(held).reshape([BLOCK_N, HEAD_DIM]).slice(CID * ROWS, ROWS)
+            o_tile.store(out)
+            fence_async_shared()
+            # Rows past seqlen_q fall outside the descriptor's bounds, and the copy engine drops them.
+            tma.async_copy_shared_to_global(o_desc, [off_b, off_h, r0, 0], o_tile)
+        else:
+            _store_rows(out, Out, o_base, stride_os, r0, seqlen_q, ROWS, HEAD_DIM)
+    else:
+        _store_rows(out, Out, o_base, stride_os, r0, seqlen_q, ROWS, HEAD_DIM)
+    return i, held
+
+
+@gluon.jit
+def _store_rows(out, Out, o_base, stride_os, r0, seqlen_q, ROWS: gl.constexpr, HEAD_DIM: gl.constexpr):
+    """The output rows ``[r0, r0 + ROWS)`` stored from registers, those past ``seqlen_q`` left out."""
+    o_layout: gl.constexpr = out.type.layout
+    o_rows = r0 + gl.arange(0, ROWS, layout=gl.SliceLayout(1, o_layout))
     cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
     o_ptrs = Out + o_base + o_rows.to(gl.int64)[:, None] * stride_os + cols[None, :]
-    gl.store(o_ptrs, out.to(dtype), mask=(o_rows < seqlen_q)[:, None])
-    return i
+    gl.store(o_ptrs, out, mask=(o_rows < seqlen_q)[:, None])
 
 
 @gluon.jit
 def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
                          STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
-                         ALIBI_SPLIT: gl.constexpr, DYNAMIC: gl.constexpr, DROPOUT: gl.constexpr):
+                         ALIBI_SPLIT: gl.constexpr, DYNAMIC: gl.constexpr, DROPOUT: gl.constexpr,
+                         OUT_SMEM: gl.constexpr):
     # ``common``: the arguments every consumer shares, one tuple so the partition list names them once.
-    (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
-     v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag,
+    (Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty,
+     k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag,
      qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args) = common
     q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
     i = gl.to_tensor(0)
+    held = gl.to_tensor(-1)
     n = 0
     if DYNAMIC:
         t = _take_tile(n, tile_smem, tile_ready, tile_empty)
         while t < num_tiles:
-            i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem,
-                              v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k,
-                              diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args, CID,
-                              NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT, DROPOUT)
+            i, held = _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb,
+                                    stride_lh, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m,
+                                    nheads, seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes,
+                                    stride_sb, stride_sh, dropout_args, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
+                                    WINDOW, ALIBI, ALIBI_SPLIT, DROPOUT, OUT_SMEM)
             n += 1
             t = _take_tile(n, tile_smem, tile_ready, tile_empty)
     else:
         for t0 in range(0, num_tiles, gl.num_programs(0)):
             t = _tile_index(t0, num_tiles, CAUSAL)
             if t < num_tiles:
-                i = _compute_tile(t, i, n, q, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh,
-                                  k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads,
-                                  seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb,
-                                  stride_sh, dropout_args, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI,
-                                  ALIBI_SPLIT, DROPOUT)
+                i, held = _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse,
+                                        stride_lb, stride_lh, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
+                                        kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, win_left,
+                                        win_right, Slopes, stride_sb, stride_sh, dropout_args, CID, NC, BLOCK_N,
+                                        HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT, DROPOUT, OUT_SMEM)
                 n += 1
+    if OUT_SMEM:
+        # The last output store must have read shared memory before the program ends.
+        _release_held(held, kv_empty)
 
 
 @gluon.jit
-def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh, stride_os, Lse, stride_lb,
+def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb,
                               stride_lh, Sched, Slopes, stride_sb, stride_sh, batch, nheads, seqlen_q, seqlen_k,
                               group, diag, win_left, win_right, qk_scale, seed, philox_offset, philox_stride,
                               drop_thresh, dropout_scale, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr,
                               STAGES: gl.constexpr, CAUSAL: gl.constexpr, NC: gl.constexpr, DYNAMIC: gl.constexpr,
                               WINDOW: gl.constexpr = False, ALIBI: gl.constexpr = False,
-                              ALIBI_SPLIT: gl.constexpr = False, DROPOUT: gl.constexpr = False):
+                              ALIBI_SPLIT: gl.constexpr = False, DROPOUT: gl.constexpr = False,
+                              OUT_SMEM: gl.constexpr = False):
     dtype: gl.constexpr = q_desc.dtype
     num_m = gl.cdiv(seqlen_q, NC * ROWS)
     num_tiles = num_m * nheads * batch
@@ -749,9 +797,9 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
         mbarrier.init(kv_empty.index(st), count=NC)
 
     # Gluon takes the partitions' functions only inside the list, so the list is written out per consumer count.
-    common = (Out, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty,
-              k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
-              seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh,
+    common = (Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar,
+              q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
+              seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh,
               (seed, philox_offset, philox_stride, drop_thresh, dropout_scale))
     loads = (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, Sched,
              tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, group, seqlen_k, diag, win_left, win_right)
@@ -760,19 +808,19 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, stride_ob, stride_oh,
         gl.warp_specialize([
             (_producer_persistent, (loads, NC, BLOCK_N, STAGES, CAUSAL, WINDOW, DYNAMIC)),
             (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC, DROPOUT)),
+                                    DYNAMIC, DROPOUT, OUT_SMEM)),
             (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC, DROPOUT)),
+                                    DYNAMIC, DROPOUT, OUT_SMEM)),
             (_consumer_persistent, (common, 2, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC, DROPOUT)),
+                                    DYNAMIC, DROPOUT, OUT_SMEM)),
         ], [4, 4, 4], [160, 160, 160])
     else:
         gl.warp_specialize([
             (_producer_persistent, (loads, NC, BLOCK_N, STAGES, CAUSAL, WINDOW, DYNAMIC)),
             (_consumer_persistent, (common, 0, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC, DROPOUT)),
+                                    DYNAMIC, DROPOUT, OUT_SMEM)),
             (_consumer_persistent, (common, 1, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT,
-                                    DYNAMIC, DROPOUT)),
+                                    DYNAMIC, DROPOUT, OUT_SMEM)),
         ], [4, 4], [240, 240])
 
 
@@ -886,7 +934,7 @@ def policy_switches() -> tuple:
             configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP, configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT,
             configs.GLUON_PERSISTENT_BANDS, configs.GLUON_FWD_DROPOUT, configs.GLUON_FWD_DROPOUT_EARLY,
             configs.GLUON_D64_PERSISTENT_MIN_SEQLEN, configs.GLUON_DYNAMIC_SCHEDULE,
-            configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN)
+            configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM)
 
 
 def plan_roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -971,18 +1019,18 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
         stages = stages or persistent_stages_for(head_dim, block_n, nc)
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
-        q_desc, k_desc, v_desc = bhsd_descriptors((q, k, v), (ROWS.value, block_n, block_n))
+        q_desc, k_desc, v_desc, o_desc = bhsd_descriptors((q, k, v, out), (ROWS.value, block_n, block_n, ROWS.value))
         dynamic = configs.forward_gluon_dynamic(head_dim, f.causal) if dynamic is None else dynamic
         # The dynamic schedule's counter, zeroed per launch (a stream-ordered memset: launches on other streams or
         # replays of a CUDA graph never share one); without it the kernel reads nothing there (lse stands in).
         sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else lse
         if roles is not None and dynamic:
             roles["sched"] = sched
-        args = (q_desc, k_desc, v_desc, out, out.stride(0), out.stride(2), out.stride(1), lse, *lse.stride()[:2],
-                sched, slopes, *slope_strides, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k, diag, left,
-                right, f.softmax_scale * LOG2E, *drop)
+        args = (q_desc, k_desc, v_desc, out, o_desc, out.stride(0), out.stride(2), out.stride(1), lse,
+                *lse.stride()[:2], sched, slopes, *slope_strides, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k,
+                diag, left, right, f.softmax_scale * LOG2E, *drop)
         kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, NC=nc, DYNAMIC=dynamic, num_warps=4,
-                      **bands)
+                      OUT_SMEM=configs.GLUON_PERSISTENT_OUT_SMEM and nc * ROWS.value == block_n, **bands)
         _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
         return
     stages = stages or stages_for(head_dim, block_n)

@@ -258,3 +258,41 @@ def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
     fwd = [c for c in m.call_args_list if c.args[0] in kernels]
     assert fwd and all(c.args[3]["DROPOUT"] == 2 for c in fwd)
     assert torch.equal(out0, out1) and torch.equal(lse0, lse1)
+
+
+OUT_SMEM_CASES = [(AttnCase(2, 1000, 1000, 8, 2, 128), torch.bfloat16),
+                  (AttnCase(4, 3000, 3000, 16, 4, 128, causal=True), torch.bfloat16),
+                  (AttnCase(2, 1500, 700, 8, 8, 128, causal=True), torch.float16),
+                  (AttnCase(2, 700, 1500, 8, 8, 128, causal=True), torch.bfloat16),
+                  (AttnCase(1, 1, 1, 2, 2, 128, causal=True), torch.float16),
+                  (AttnCase(3, 3000, 2000, 16, 16, 128, alibi="heads"), torch.bfloat16),
+                  (AttnCase(4, 3000, 3000, 16, 4, 128, causal=True, window_size=(700, 0)), torch.bfloat16),
+                  (AttnCase(16, 1024, 1024, 16, 16, 128), torch.bfloat16),
+                  (AttnCase(2, 1100, 1100, 8, 8, 64, causal=True, dropout_p=0.3), torch.float16),
+                  (AttnCase(1, 3000, 2000, 16, 4, 64, alibi="heads"), torch.bfloat16)]
+
+
+@pytest.mark.parametrize("case,dtype", OUT_SMEM_CASES, ids=str)
+def test_persistent_out_smem(case, dtype, persistent_calls):
+    """``configs.GLUON_PERSISTENT_OUT_SMEM``: the persistent form's output through the K half of the tile's last
+    stage and a TMA store. The same values as the register store, bit for bit (ragged last tiles, tiles without
+    a visible key, more tiles than SMs, both schedules; two consumers at head_dim 64 with ALiBi or dropout), and
+    the float64 reference passes with it on (the backward taking its lse)."""
+    from flash_attention.features import Features
+    from flash_attention.ops.forward import attention_forward
+    from flash_attention.testing import random_inputs
+
+    q, k, v = random_inputs(case, dtype, "cuda")[:3]
+    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
+    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
+                 dropout_p=case.dropout_p, seed=11, offset=3)
+    outs = {}
+    for on in (False, True):
+        with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", on):
+            outs[on] = attention_forward(q, k, v, f)
+        assert persistent_calls.call_args.args[3]["OUT_SMEM"] == on
+    assert torch.equal(outs[False][0], outs[True][0]) and torch.equal(outs[False][1], outs[True][1])
+    if not case.dropout_p:
+        with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", True):
+            check_case(case, dtype, "cuda", backward=case.seqlen_q <= 1500)
+        assert persistent_calls.call_args.args[3]["OUT_SMEM"]
