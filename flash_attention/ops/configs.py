@@ -175,7 +175,7 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
 # from registers (False); only where the tile's rows fit one K tile (two consumers). Nsight Compute at 1K keys
 # (NOTES entry 70): the register stores, 4-byte pieces over 8 rows per warp, stalled the consumers on the store
 # queue for ~7% of their samples. Written in the fifteenth session; off until measured.
-GLUON_PERSISTENT_OUT_SMEM = False
+GLUON_PERSISTENT_OUT_SMEM = True
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
