@@ -72,8 +72,10 @@ FWD_TMA: bool | None = None
 
 # Launch plans (ops/launch.py) for the tl forward too: a call shaped like an earlier one, without ALiBi, bias, mask,
 # dropout or packed sequences, relaunches the recorded tl kernel without Triton's argument binding (the Gluon
-# kernels' calls are planned already). Prepared in the fourteenth session for the short rows the tl forward takes
-# (head_dim 64 causal below 8K keys; NOTES entries 64, 69), not measured on a GPU: off.
+# kernels' calls are planned already). For the short rows the tl forward takes (head_dim 64 causal below 8K keys;
+# NOTES entries 64, 69, 70). H200, bf16, off / on, median TFLOPS of five (results/diagnostics/
+# h200-2026-12-03zz-timing-spread-plans{0,1}.csv): causal 1K 308 / 314, 2K 338 / 336, and the same from a CUDA
+# graph, so level in kernel time; their effect on a training step's host time is not measured. Off.
 TL_FORWARD_PLANS = False
 
 
@@ -131,7 +133,8 @@ GLUON_FWD_BANDS = True
 GLUON_FWD_DROPOUT = True
 # Each key tile's Philox words drawn right after its products are issued, before the wait for S (``DROPOUT`` 2 in
 # forward_sm90._attend), so the generator overlaps Q K^T as well as P V; unpacked after the softmax as before.
-# Prepared in the fourteenth session, not measured on a GPU: off (NOTES entry 68).
+# H200, bf16, p = 0.1, 8K keys, off / on (results/sweeps/h200-2026-12-03zz-fwd-dropout-early-ab-bf16.csv): head_dim
+# 128 465-480 / 455-459 TFLOPS, causal 439-451 / 389-393; head_dim 64 324-327 / 295. Slower: off (NOTES 68, 70).
 GLUON_FWD_DROPOUT_EARLY = False
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
@@ -173,8 +176,11 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
 
 # The persistent form's output through the K half of the tile's last K/V stage and a TMA store (True), or stored
 # from registers (False); only where the tile's rows fit one K tile (two consumers). Nsight Compute at 1K keys
-# (NOTES entry 70): the register stores, 4-byte pieces over 8 rows per warp, stalled the consumers on the store
-# queue for ~7% of their samples. Written in the fifteenth session; off until measured.
+# (NOTES entry 71): the register stores, 4-byte pieces over 8 rows per warp, stalled the consumers on the store
+# queue for ~7.5% of their samples. H200, same process, off / on (results/sweeps/
+# h200-2026-12-03z3-fwd-out-smem-ab-{bf16,fp16}.csv, TFLOPS, NOTES entry 72): bf16 head_dim 128 1K 514-521 /
+# 564-568, 2K 561-576 / 592-623, 16K level, causal 1K 374-375 / 421-430, causal 2K 471-475 / 510-521; fp16 1K
+# 500-505 / 549-554, causal 1K 361-362 / 410-419; head_dim 64 with ALiBi level, dropout at 8K 463-468 / 478.
 GLUON_PERSISTENT_OUT_SMEM = True
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048

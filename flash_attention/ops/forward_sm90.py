@@ -548,8 +548,9 @@ def _attn_fwd_sm90(q_desc, k_desc, v_desc, o_desc, Lse, stride_lb, stride_lh, Sl
 # program's start, its Q load, the pipeline's fill, the epilogue and the output store) is a large share of it. Here
 # each program keeps its barriers and its K/V ring across tiles: the producer loads the next tile's Q as soon as
 # the consumers' last ``S = Q K^T`` of the current one is done, and its K/V tiles while they finish, so the
-# epilogue of one tile overlaps the loads of the next. The output leaves from registers (Q's shared memory holds
-# the next tile's Q by then). ``CONSUMERS`` warp groups of 64 query rows each: 3 at head_dim 64 (a 192-row tile,
+# epilogue of one tile overlaps the loads of the next. Q's shared memory holds the next tile's Q by the epilogue,
+# so the output passes through the K half of the tile's last K/V stage (two consumers; ``_compute_tile``) or leaves
+# from registers (three). ``CONSUMERS`` warp groups of 64 query rows each: 3 at head_dim 64 (a 192-row tile,
 # where each warp group's products are short and a third keeps the tensor cores fed), else 2.
 
 
@@ -976,7 +977,7 @@ def consumers_for(head_dim: int, f: Optional[Features] = None) -> int:
 
 
 def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
-    """K/V stages beside the persistent form's Q tile (its output leaves from registers)."""
+    """K/V stages beside the persistent form's Q tile (its output needs no buffer of its own: ``_compute_tile``)."""
     return ring_stages(nc * ROWS.value * head_dim * 2, 2 * block_n * head_dim * 2)
 
 

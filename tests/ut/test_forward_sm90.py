@@ -281,3 +281,18 @@ def test_dropout_early_draws_compile_for_sm90(head_dim, causal, tmp_path):
         sass[early] = "".join(p.read_text() for p in (tmp_path / str(early)).glob("*.sass"))
     assert _philox_between_products(sass[0]) == 0
     assert _philox_between_products(sass[1]) >= 32  # 4 calls of 7 rounds, 2 multiplies each, per 128 keys
+
+
+def test_persistent_out_smem_compiles_for_sm90(tmp_path):
+    """``configs.GLUON_PERSISTENT_OUT_SMEM``: the persistent form's output leaves through shared memory (``stmatrix``
+    into the K half of the tile's last stage) and a TMA store per consumer, without spills (the register store stays
+    in the code for tiles without a visible key)."""
+    sass = {}
+    for on in (0, 1):
+        r = _inspect("--d", "128", "--causal", "0", "--set", f"GLUON_PERSISTENT_OUT_SMEM={on}", "--dump",
+                     str(tmp_path / str(on)))
+        assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
+        assert r["shared"] <= SMEM_LIMIT, r
+        sass[on] = "".join(p.read_text() for p in (tmp_path / str(on)).glob("*.sass"))
+    assert "UTMASTG" not in sass[0] and sass[1].count("UTMASTG") >= 2  # one per consumer
+    assert "STSM" not in sass[0] and "STSM" in sass[1]
