@@ -182,6 +182,11 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
 # 564-568, 2K 561-576 / 592-623, 16K level, causal 1K 374-375 / 421-430, causal 2K 471-475 / 510-521; fp16 1K
 # 500-505 / 549-554, causal 1K 361-362 / 410-419; head_dim 64 with ALiBi level, dropout at 8K 463-468 / 478.
 GLUON_PERSISTENT_OUT_SMEM = True
+# With three consumers (head_dim 64 without ALiBi or dropout: a 192-row tile, past one 128-key K tile) the third
+# consumer's output through the first rows of the same stage's V tile, after every consumer's last P V (True), or
+# all three from registers (False). Written in the fifteenth session after the device time was spent; off until
+# measured (NOTES entry 75).
+GLUON_PERSISTENT_OUT_SMEM_V = False
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
 GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured

@@ -657,22 +657,24 @@ def _release_held(held, kv_empty):
 
 
 @gluon.jit
-def _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, k_smem,
-                  v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag,
-                  qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args, CID: gl.constexpr,
-                  NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                  CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr, ALIBI_SPLIT: gl.constexpr,
-                  DROPOUT: gl.constexpr, OUT_SMEM: gl.constexpr):
+def _compute_tile(t, i, n, held, pv_done, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb,
+                  stride_lh, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m, nheads, seqlen_q,
+                  seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args,
+                  CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                  STAGES: gl.constexpr, CAUSAL: gl.constexpr, WINDOW: gl.constexpr, ALIBI: gl.constexpr,
+                  ALIBI_SPLIT: gl.constexpr, DROPOUT: gl.constexpr, OUT_SMEM: gl.constexpr):
     """A consumer's work for query tile ``t`` (the program's ``n``-th): its 64 rows' attention, the lse and the
     output; returns the updated count of K/V stages taken and the stage it holds. ``dropout_args``: (seed, Philox
     offset, counters per row, 8-bit threshold, output scale).
 
-    The output leaves from registers, or with ``OUT_SMEM`` (``configs.GLUON_PERSISTENT_OUT_SMEM``; the tile's
-    ``NC * 64`` rows must fit one K tile of ``BLOCK_N``) through the K half of the tile's last K/V stage and a TMA
-    store: that K tile's last reader was the last ``S = Q K^T``, which every consumer has finished once Q's
-    release completes. Stored from registers, each thread writes 4-byte pieces scattered over 8 rows, and the
-    store queue stalls the consumers at 1K keys (Nsight Compute, NOTES entry 70). The stage goes back to the
-    producer at the start of the next tile, after the copy engine has read it (``_release_held``)."""
+    The output leaves from registers, or with ``OUT_SMEM`` (``configs.GLUON_PERSISTENT_OUT_SMEM``) through the K
+    half of the tile's last K/V stage and a TMA store: that K tile's last reader was the last ``S = Q K^T``, which
+    every consumer has finished once Q's release completes. With three consumers (``NC * 64`` rows past one K tile;
+    ``configs.GLUON_PERSISTENT_OUT_SMEM_V``) the third takes the first rows of that stage's V tile, once every
+    consumer has arrived on ``pv_done`` after its last ``P V``. Stored from registers, each thread writes 4-byte
+    pieces scattered over 8 rows, and the store queue stalls the consumers at 1K keys (Nsight Compute, NOTES entry
+    71). The stage goes back to the producer at the start of the next tile, after the copy engine has read it
+    (``_release_held``)."""
     dtype: gl.constexpr = Out.dtype.element_ty
     BLOCK: gl.constexpr = NC * ROWS
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
@@ -696,15 +698,23 @@ def _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os
                                full_hi, hi, offs_m, r0, seqlen_k, diag, win_left, win_right, slope2, qk_scale, m_i,
                                l_i, acc, CID, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, WINDOW, ALIBI, False, True,
                                ALIBI_SPLIT, drop, DROPOUT, OUT_SMEM)
+    V_HALF: gl.constexpr = OUT_SMEM and NC * ROWS > BLOCK_N
+    if V_HALF:
+        mbarrier.arrive(pv_done, count=1)  # this consumer's last P V has completed (it was waited for)
     out, lse = _finish(acc, m_i, l_i, dropout_scale, DROPOUT)
     gl.store(Lse + lse_base + offs_m, lse, mask=offs_m < seqlen_q)
     out = out.to(dtype)
     o_base = off_b.to(gl.int64) * stride_ob + off_h.to(gl.int64) * stride_oh
     if OUT_SMEM:
         if lo < hi:
-            mbarrier.wait(q_empty, n & 1)
             held = (i - 1) % STAGES
-            o_tile = k_smem.index(held).reshape([BLOCK_N, HEAD_DIM]).slice(CID * ROWS, ROWS)
+            if CID * ROWS < BLOCK_N:
+                mbarrier.wait(q_empty, n & 1)
+                o_tile = k_smem.index(held).reshape([BLOCK_N, HEAD_DIM]).slice(CID * ROWS, ROWS)
+            else:
+                # Rows past the K tile take the V tile's first rows, free once every consumer's last P V is done.
+                mbarrier.wait(pv_done, n & 1)
+                o_tile = v_smem.index(held).reshape([BLOCK_N, HEAD_DIM]).slice(CID * ROWS - BLOCK_N, ROWS)
             o_tile.store(out)
             fence_async_shared()
             # Rows past seqlen_q fall outside the descriptor's bounds, and the copy engine drops them.
@@ -733,8 +743,8 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
                          OUT_SMEM: gl.constexpr):
     # ``common``: the arguments every consumer shares, one tuple so the partition list names them once.
     (Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar, q_empty,
-     k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q, seqlen_k, diag,
-     qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args) = common
+     k_ready, v_ready, kv_empty, pv_done, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads, seqlen_q,
+     seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh, dropout_args) = common
     q = q_smem.index(CID).reshape([ROWS, HEAD_DIM])
     i = gl.to_tensor(0)
     held = gl.to_tensor(-1)
@@ -742,9 +752,9 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
     if DYNAMIC:
         t = _take_tile(n, tile_smem, tile_ready, tile_empty)
         while t < num_tiles:
-            i, held = _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb,
-                                    stride_lh, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, num_m,
-                                    nheads, seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes,
+            i, held = _compute_tile(t, i, n, held, pv_done, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse,
+                                    stride_lb, stride_lh, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                                    num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes,
                                     stride_sb, stride_sh, dropout_args, CID, NC, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
                                     WINDOW, ALIBI, ALIBI_SPLIT, DROPOUT, OUT_SMEM)
             n += 1
@@ -753,7 +763,7 @@ def _consumer_persistent(common, CID: gl.constexpr, NC: gl.constexpr, BLOCK_N: g
         for t0 in range(0, num_tiles, gl.num_programs(0)):
             t = _tile_index(t0, num_tiles, CAUSAL)
             if t < num_tiles:
-                i, held = _compute_tile(t, i, n, held, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse,
+                i, held = _compute_tile(t, i, n, held, pv_done, q, Out, o_desc, stride_ob, stride_oh, stride_os, Lse,
                                         stride_lb, stride_lh, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready,
                                         kv_empty, num_m, nheads, seqlen_q, seqlen_k, diag, qk_scale, win_left,
                                         win_right, Slopes, stride_sb, stride_sh, dropout_args, CID, NC, BLOCK_N,
@@ -784,11 +794,13 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, o_desc, stride_ob, st
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    pv_done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     tile_smem = gl.allocate_shared_memory(gl.int32, [2, 1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
     tile_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     tile_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_empty, count=NC)
+    mbarrier.init(pv_done, count=NC)
     for st in gl.static_range(2):
         mbarrier.init(tile_ready.index(st), count=1)
         mbarrier.init(tile_empty.index(st), count=NC)
@@ -799,7 +811,7 @@ def _attn_fwd_sm90_persistent(q_desc, k_desc, v_desc, Out, o_desc, stride_ob, st
 
     # Gluon takes the partitions' functions only inside the list, so the list is written out per consumer count.
     common = (Out, o_desc, stride_ob, stride_oh, stride_os, Lse, stride_lb, stride_lh, q_smem, k_smem, v_smem, q_bar,
-              q_empty, k_ready, v_ready, kv_empty, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
+              q_empty, k_ready, v_ready, kv_empty, pv_done, tile_smem, tile_ready, tile_empty, num_tiles, num_m, nheads,
               seqlen_q, seqlen_k, diag, qk_scale, win_left, win_right, Slopes, stride_sb, stride_sh,
               (seed, philox_offset, philox_stride, drop_thresh, dropout_scale))
     loads = (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty, Sched,
@@ -935,7 +947,8 @@ def policy_switches() -> tuple:
             configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP, configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT,
             configs.GLUON_PERSISTENT_BANDS, configs.GLUON_FWD_DROPOUT, configs.GLUON_FWD_DROPOUT_EARLY,
             configs.GLUON_D64_PERSISTENT_MIN_SEQLEN, configs.GLUON_DYNAMIC_SCHEDULE,
-            configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM)
+            configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM,
+            configs.GLUON_PERSISTENT_OUT_SMEM_V)
 
 
 def plan_roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -974,6 +987,15 @@ def consumers_for(head_dim: int, f: Optional[Features] = None) -> int:
     split form spills 150-230 values and dropout's draws 82; with two of 240, none without a causal mask)."""
     heavy = f is not None and (f.alibi_slopes is not None or f.dropout_p > 0)
     return 3 if head_dim <= 64 and not heavy else 2
+
+
+def out_smem(nc: int, block_n: int) -> bool:
+    """Whether the persistent form's output passes through the tile's last K/V stage: its ``nc * 64`` rows in the K
+    tile (``configs.GLUON_PERSISTENT_OUT_SMEM``), or past it in the V tile too (``configs.GLUON_PERSISTENT_OUT_SMEM_V``,
+    three consumers)."""
+    rows = nc * ROWS.value
+    return configs.GLUON_PERSISTENT_OUT_SMEM and (rows <= block_n or (configs.GLUON_PERSISTENT_OUT_SMEM_V
+                                                                      and rows <= 2 * block_n))
 
 
 def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
@@ -1031,7 +1053,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
                 *lse.stride()[:2], sched, slopes, *slope_strides, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k,
                 diag, left, right, f.softmax_scale * LOG2E, *drop)
         kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, NC=nc, DYNAMIC=dynamic, num_warps=4,
-                      OUT_SMEM=configs.GLUON_PERSISTENT_OUT_SMEM and nc * ROWS.value == block_n, **bands)
+                      OUT_SMEM=out_smem(nc, block_n), **bands)
         _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
         return
     stages = stages or stages_for(head_dim, block_n)

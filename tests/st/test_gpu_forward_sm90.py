@@ -278,6 +278,28 @@ def test_persistent_out_smem(case, dtype, persistent_calls):
     stage and a TMA store. The same values as the register store, bit for bit (ragged last tiles, tiles without
     a visible key, more tiles than SMs, both schedules; two consumers at head_dim 64 with ALiBi or dropout), and
     the float64 reference passes with it on (the backward taking its lse)."""
+    _check_out_smem(case, dtype, persistent_calls, "GLUON_PERSISTENT_OUT_SMEM", nc=2)
+
+
+OUT_SMEM_V_CASES = [(AttnCase(2, 1000, 1000, 8, 2, 64), torch.bfloat16),
+                    (AttnCase(3, 2000, 3000, 16, 16, 64, causal=True), torch.bfloat16),
+                    (AttnCase(2, 1500, 700, 8, 8, 64, causal=True), torch.float16),
+                    (AttnCase(2, 700, 1500, 8, 8, 64, causal=True), torch.bfloat16),
+                    (AttnCase(16, 1024, 1024, 32, 32, 64), torch.bfloat16),
+                    (AttnCase(3, 2000, 3000, 16, 16, 64, window_size=(500, 300)), torch.bfloat16),
+                    (AttnCase(1, 1, 1, 2, 2, 64), torch.float16)]
+
+
+@pytest.mark.parametrize("case,dtype", OUT_SMEM_V_CASES, ids=str)
+def test_persistent_out_smem_v(case, dtype, persistent_calls):
+    """``configs.GLUON_PERSISTENT_OUT_SMEM_V``: with three consumers the third one's output through the first rows
+    of the last stage's V tile, after every consumer's last ``P V``. Bit-equal to the register store and against the
+    float64 reference (the dynamic schedule, ragged tiles, tiles without a visible key, a window)."""
+    with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", True):
+        _check_out_smem(case, dtype, persistent_calls, "GLUON_PERSISTENT_OUT_SMEM_V", nc=3)
+
+
+def _check_out_smem(case, dtype, persistent_calls, switch, nc):
     from flash_attention.features import Features
     from flash_attention.ops.forward import attention_forward
     from flash_attention.testing import random_inputs
@@ -288,11 +310,12 @@ def test_persistent_out_smem(case, dtype, persistent_calls):
                  dropout_p=case.dropout_p, seed=11, offset=3)
     outs = {}
     for on in (False, True):
-        with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", on):
+        with mock.patch.object(configs, switch, on):
             outs[on] = attention_forward(q, k, v, f)
-        assert persistent_calls.call_args.args[3]["OUT_SMEM"] == on
+        kwargs = persistent_calls.call_args.args[3]
+        assert kwargs["OUT_SMEM"] == on and kwargs["NC"] == nc, kwargs
     assert torch.equal(outs[False][0], outs[True][0]) and torch.equal(outs[False][1], outs[True][1])
     if not case.dropout_p:
-        with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", True):
+        with mock.patch.object(configs, switch, True):
             check_case(case, dtype, "cuda", backward=case.seqlen_q <= 1500)
         assert persistent_calls.call_args.args[3]["OUT_SMEM"]

@@ -296,3 +296,12 @@ def test_persistent_out_smem_compiles_for_sm90(tmp_path):
         sass[on] = "".join(p.read_text() for p in (tmp_path / str(on)).glob("*.sass"))
     assert "UTMASTG" not in sass[0] and sass[1].count("UTMASTG") >= 2  # one per consumer
     assert "STSM" not in sass[0] and "STSM" in sass[1]
+
+
+def test_persistent_out_smem_v_compiles_for_sm90(tmp_path):
+    """``configs.GLUON_PERSISTENT_OUT_SMEM_V``: three consumers at head_dim 64, each with its own TMA store (the
+    third through the V tile), without spills at 160 registers per consumer thread."""
+    r = _inspect("--d", "64", "--causal", "0", "--set", "GLUON_PERSISTENT_OUT_SMEM_V=1", "--dump", str(tmp_path))
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
+    assert r["shared"] <= SMEM_LIMIT, r
+    assert "".join(p.read_text() for p in tmp_path.glob("*.sass")).count("UTMASTG") >= 3
