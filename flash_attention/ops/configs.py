@@ -175,7 +175,8 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
 
 
 # The persistent form's output through the K half of the tile's last K/V stage and a TMA store (True), or stored
-# from registers (False); only where the tile's rows fit one K tile (two consumers). Nsight Compute at 1K keys
+# from registers (False); only where the tile's rows fit one K tile (two consumers), and not with ALiBi or masked
+# dropout (forward_sm90.out_smem: their consumers spill more so). Nsight Compute at 1K keys
 # (NOTES entry 71): the register stores, 4-byte pieces over 8 rows per warp, stalled the consumers on the store
 # queue for ~7.5% of their samples. H200, same process, off / on (results/sweeps/
 # h200-2026-12-03z3-fwd-out-smem-ab-{bf16,fp16}.csv, TFLOPS, NOTES entry 72): bf16 head_dim 128 1K 514-521 /

@@ -989,10 +989,15 @@ def consumers_for(head_dim: int, f: Optional[Features] = None) -> int:
     return 3 if head_dim <= 64 and not heavy else 2
 
 
-def out_smem(nc: int, block_n: int) -> bool:
+def out_smem(nc: int, block_n: int, f: Features) -> bool:
     """Whether the persistent form's output passes through the tile's last K/V stage: its ``nc * 64`` rows in the K
     tile (``configs.GLUON_PERSISTENT_OUT_SMEM``), or past it in the V tile too (``configs.GLUON_PERSISTENT_OUT_SMEM_V``,
-    three consumers)."""
+    three consumers). Not with ALiBi, nor with dropout under a causal mask or a window: compiled for sm_90 the
+    consumers spill more there than with the register store (head_dim 128 ALiBi 53 values against 48, head_dim 64
+    causal dropout 11 against at most 4), and head_dim 64 ALiBi measured level (NOTES entry 72)."""
+    masked = f.causal or tuple(f.window_size) != (-1, -1)
+    if f.alibi_slopes is not None or (f.dropout_p > 0 and masked):
+        return False
     rows = nc * ROWS.value
     return configs.GLUON_PERSISTENT_OUT_SMEM and (rows <= block_n or (configs.GLUON_PERSISTENT_OUT_SMEM_V
                                                                       and rows <= 2 * block_n))
@@ -1053,7 +1058,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
                 *lse.stride()[:2], sched, slopes, *slope_strides, batch, nheads, seqlen_q, seqlen_k, nheads // nheads_k,
                 diag, left, right, f.softmax_scale * LOG2E, *drop)
         kwargs = dict(HEAD_DIM=head_dim, BLOCK_N=block_n, STAGES=stages, NC=nc, DYNAMIC=dynamic, num_warps=4,
-                      OUT_SMEM=out_smem(nc, block_n), **bands)
+                      OUT_SMEM=out_smem(nc, block_n, f), **bands)
         _PLANS.put(plan_key, launch(_attn_fwd_sm90_persistent, grid, args, kwargs, roles))
         return
     stages = stages or stages_for(head_dim, block_n)

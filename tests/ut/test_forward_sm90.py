@@ -305,3 +305,23 @@ def test_persistent_out_smem_v_compiles_for_sm90(tmp_path):
     assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
     assert r["shared"] <= SMEM_LIMIT, r
     assert "".join(p.read_text() for p in tmp_path.glob("*.sass")).count("UTMASTG") >= 3
+
+
+def test_out_smem_policy():
+    """Where the persistent form's output passes through shared memory (``forward_sm90.out_smem``): two consumers,
+    or three with ``GLUON_PERSISTENT_OUT_SMEM_V``; never with ALiBi, nor with dropout under a causal mask or a
+    window (their consumers spill more so, compiled for sm_90)."""
+    plain, causal = Features(0.1), Features(0.1, causal=True)
+    window = Features(0.1, window_size=(64, 0))
+    slopes = torch.ones(4)
+    assert forward_sm90.out_smem(2, 128, plain) and forward_sm90.out_smem(2, 128, causal)
+    assert forward_sm90.out_smem(2, 128, window)
+    assert forward_sm90.out_smem(2, 128, Features(0.1, dropout_p=0.1, seed=1, offset=0))
+    assert not forward_sm90.out_smem(2, 128, Features(0.1, causal=True, dropout_p=0.1, seed=1, offset=0))
+    assert not forward_sm90.out_smem(2, 128, Features(0.1, window_size=(64, 0), dropout_p=0.1, seed=1, offset=0))
+    assert not forward_sm90.out_smem(2, 128, Features(0.1, alibi_slopes=slopes))
+    assert not forward_sm90.out_smem(3, 128, plain)
+    with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM_V", True):
+        assert forward_sm90.out_smem(3, 128, plain)
+    with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", False):
+        assert not forward_sm90.out_smem(2, 128, plain)
