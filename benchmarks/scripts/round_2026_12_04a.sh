@@ -1,12 +1,12 @@
 #!/bin/bash
-# Prepared in the fifteenth session (2026-12-03) for the next device call, not run yet (~420 s): the three-consumer
+# Prepared in the fifteenth session (2026-12-03), run on 2026-12-04 (~420 s): the three-consumer
 # output through the V tile (configs.GLUON_PERSISTENT_OUT_SMEM_V, NOTES entry 75) with its GPU test and an A/B on the
 # head_dim-64 rows without a mask; and the persistent form under a causal mask at head_dim 128 from 4K keys
 # (configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048 was measured before the output went through shared memory,
 # NOTES entries 30, 72, 74), FWD_GLUON_PERSISTENT off/on. Rename L to date+letter when running; copy the results to
 # benchmarks/results/sweeps/ and tests/st/logs/.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-next-z5
+L=h200-2026-12-04a
 R=$OUT/$L; mkdir -p $R
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 timeout 200 python -m pytest -v -p no:cacheprovider -rfE tests/st/test_gpu_forward_sm90.py -k "out_smem" > $R/$L-tests.log 2>&1
