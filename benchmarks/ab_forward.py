@@ -9,6 +9,7 @@ SDPA's cuDNN forward timed in the same process.
 from __future__ import annotations
 
 import argparse
+import ast
 from typing import Dict, List, Optional
 
 import torch
@@ -43,10 +44,15 @@ def main() -> None:
                                        "64=128x64x4x3+128x64x8x3+128x128x8x3+64x64x4x3")
     ap.add_argument("--dtypes", default="bf16")
     ap.add_argument("--switch", default="FWD_TMA", help="a boolean of flash_attention.ops.configs to toggle")
+    ap.add_argument("--set", default="", help="other configs held fixed for both settings, e.g. "
+                                              "FWD_GLUON_PERSISTENT=True,GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN=8192")
     # shapes: head_dim:causal:seqlen[:window[:alibi[:kv_heads_div[:window_right]]]], e.g. 128:1:8192:-1:1 for
     # causal ALiBi at 8K, 128:0:8192:2048:0:1:2048 for a (2048, 2048) window
     args = ap.parse_args()
     tiles = parse_tiles(args.tiles)
+    for item in filter(None, args.set.split(",")):
+        name, value = item.split("=")
+        setattr(configs, name, ast.literal_eval(value))
     default = getattr(configs, args.switch)  # FWD_TMA's default None picks per shape
     rows = []
     for dname in args.dtypes.split(","):

@@ -185,11 +185,13 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
 GLUON_PERSISTENT_OUT_SMEM = True
 # With three consumers (head_dim 64 without ALiBi or dropout: a 192-row tile, past one 128-key K tile) the third
 # consumer's output through the first rows of the same stage's V tile, after every consumer's last P V (True), or
-# all three from registers (False). Written in the fifteenth session after the device time was spent; off until
-# measured (NOTES entry 75).
+# all three from registers (False). Off: correct (tests/st/logs/h200-2026-12-04a-tests.log) but slower everywhere it
+# applies (results/sweeps/h200-2026-12-04a-fwd-out-smem-v-ab.csv, bf16 TFLOPS off / on, each twice: 1K 394-399 /
+# 383-385, 2K 453-469 / 433-440, 4K 470-472 / 439-452, 16K 518 / 495-497; fp16 likewise): the stage's V tile is
+# held until the third consumer's store has left, so the loader waits (NOTES entries 75, 77).
 GLUON_PERSISTENT_OUT_SMEM_V = False
 # Head_dim 128 under a causal mask takes the persistent form up to this many keys.
-GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 2048
+GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 4096
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
 # faster (forward_gluon_dynamic below), True/False force it on/off.
 GLUON_DYNAMIC_SCHEDULE: bool | None = None
@@ -205,7 +207,11 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     and behind from 4K (4K 536-542 / 530-579, 16K 477-481 / 620-625: tiles of unequal work leave the programs at
     different heads, whose K and V then no longer share L2; the hardware's own scheduling of one-tile programs keeps
     them together). Head_dim 64 under a causal mask (where the Gluon forward runs at all, from 8K keys) takes it with
-    the dynamic schedule, which keeps the programs on few heads as the hardware does: 16K 466 against 448 one-tile."""
+    the dynamic schedule, which keeps the programs on few heads as the hardware does: 16K 466 against 448 one-tile.
+    Since the output goes through shared memory (GLUON_PERSISTENT_OUT_SMEM), head_dim 128 under a causal mask again
+    (results/sweeps/h200-2026-12-04a-fwd-causal-persistent-ab.csv, one tile / persistent, each twice): bf16 4K 529-534
+    / 562-577, 8K 568-580 / 573-590, 16K 601-620 / 471-486; fp16 4K 510-520 / 543-545, 8K 547-555 / 535-560, 16K
+    585-595 / 459-465. So persistent up to 4K keys (GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN; 8K is level)."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
     if banded and not gluon_persistent_bands(head_dim, causal, alibi):

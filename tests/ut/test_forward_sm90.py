@@ -61,9 +61,9 @@ def test_tile_per_program_needs_the_persistent_kernel():
 
 def test_persistent_form_policy():
     assert configs.forward_gluon_persistent(128, False, 16384) and configs.forward_gluon_persistent(64, False, 1024)
-    # Head_dim 128 under a causal mask: persistent up to 2K keys, one tile per program beyond.
-    assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 2048)
-    assert not configs.forward_gluon_persistent(128, True, 4096)
+    # Head_dim 128 under a causal mask: persistent up to 4K keys, one tile per program beyond.
+    assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 4096)
+    assert not configs.forward_gluon_persistent(128, True, 8192)
     assert configs.forward_gluon_persistent(64, True, 16384)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", False):
         assert not configs.forward_gluon_persistent(64, False, 4096)
