@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--dtypes", default="bf16")
     ap.add_argument("--switch", default="FWD_TMA", help="a boolean of flash_attention.ops.configs to toggle")
     ap.add_argument("--set", default="", help="other configs held fixed for both settings, e.g. "
-                                              "FWD_GLUON_PERSISTENT=True,GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN=8192")
+                                              "FWD_GLUON_PERSISTENT=True,GLUON_DYNAMIC_SCHEDULE=True")
     # shapes: head_dim:causal:seqlen[:window[:alibi[:kv_heads_div[:window_right]]]], e.g. 128:1:8192:-1:1 for
     # causal ALiBi at 8K, 128:0:8192:2048:0:1:2048 for a (2048, 2048) window
     args = ap.parse_args()

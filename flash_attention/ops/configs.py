@@ -161,17 +161,25 @@ FWD_GLUON_PERSISTENT: bool | None = None
 GLUON_PERSISTENT_BANDS: bool | None = None
 
 
-def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool) -> bool:
+def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool, seqlen_k: int = 0) -> bool:
     """Whether a window or ALiBi takes the persistent form. H200, bf16, 8K keys, 16K tokens, same process, TFLOPS
     persistent / one tile (results/sweeps/h200-2026-12-03d-persistent-bands-ab-bf16.csv, two runs each): only a
     head_dim-64 window without a causal mask gains (2K each side: 486-490 / 451-454, three consumers); head_dim 128
     ALiBi 522-527 / 551-558, causal 524-527 / 517-523, causal 2K 404-413 / 424-425; 2K windows 599-604 / 642-652,
     causal 532-536 / 571-573, causal 16K with 4K 548-558 / 613-631; head_dim 64 ALiBi 367-369 / 369-372, causal
     382-385 / 384-386, causal window 376-377 / 383-391. ALiBi spills in the persistent form at head_dim 128; why
-    windows lose there is not known (benchmarks/NOTES.md entry 44)."""
+    windows lose there is not known (benchmarks/NOTES.md entry 44). With the dynamic schedule (one tile / persistent,
+    results/sweeps/h200-2026-12-04e-window-persistent-dynamic-ab.csv): head_dim 128 causal with a 2K window at 8K
+    547-570 / 602-623, causal 16K with 4K 592-642 / 651-668; a 2K window each side without a causal mask 643-721 /
+    656-659, head_dim 64 causal with 2K 392 / 372-376. So also head_dim 128 causal windows where a causal mask takes
+    the dynamic schedule (forward_gluon_dynamic), beyond GLUON_CAUSAL_ROUNDS_MAX_SEQLEN keys."""
     if GLUON_PERSISTENT_BANDS is not None:
         return GLUON_PERSISTENT_BANDS
-    return head_dim <= 64 and not causal and not alibi
+    if alibi:
+        return False
+    if head_dim <= 64:
+        return not causal
+    return causal and seqlen_k > GLUON_CAUSAL_ROUNDS_MAX_SEQLEN
 
 
 # The persistent form's output through the K half of the tile's last K/V stage and a TMA store (True), or stored
@@ -190,8 +198,9 @@ GLUON_PERSISTENT_OUT_SMEM = True
 # 383-385, 2K 453-469 / 433-440, 4K 470-472 / 439-452, 16K 518 / 495-497; fp16 likewise): the stage's V tile is
 # held until the third consumer's store has left, so the loader waits (NOTES entries 75, 77).
 GLUON_PERSISTENT_OUT_SMEM_V = False
-# Head_dim 128 under a causal mask takes the persistent form up to this many keys.
-GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN = 4096
+# Head_dim 128 under a causal mask hands the persistent form's tiles out by rounds up to this many keys, and through
+# the atomic counter beyond (forward_gluon_dynamic below).
+GLUON_CAUSAL_ROUNDS_MAX_SEQLEN = 4096
 # Its tiles handed out through an atomic counter in the list's order rather than by rounds: None = where it measured
 # faster (forward_gluon_dynamic below), True/False force it on/off.
 GLUON_DYNAMIC_SCHEDULE: bool | None = None
@@ -211,24 +220,27 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     Since the output goes through shared memory (GLUON_PERSISTENT_OUT_SMEM), head_dim 128 under a causal mask again
     (results/sweeps/h200-2026-12-04a-fwd-causal-persistent-ab.csv, one tile / persistent, each twice): bf16 4K 529-534
     / 562-577, 8K 568-580 / 573-590, 16K 601-620 / 471-486; fp16 4K 510-520 / 543-545, 8K 547-555 / 535-560, 16K
-    585-595 / 459-465. So persistent up to 4K keys (GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN; 8K is level)."""
+    585-595 / 459-465: by rounds, behind from 16K as before. Handed out through the atomic counter instead
+    (results/sweeps/h200-2026-12-04b-causal-dynamic-ab.csv, persistent forced, by rounds / dynamic): bf16 4K 559-568 /
+    543-562, 8K 580-588 / 582-585, 16K 471-473 / 625-674; fp16 4K 529-532 / 530-590, 8K 562-564 / 557, 16K 455-457 /
+    602-650, ahead of one tile per program at 16K (a's 601-620 bf16, 585-595 fp16). So persistent at every length,
+    by rounds up to 4K keys and dynamic beyond (forward_gluon_dynamic)."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
-    if banded and not gluon_persistent_bands(head_dim, causal, alibi):
+    if banded and not gluon_persistent_bands(head_dim, causal, alibi, seqlen_k):
         return False
-    if not causal or head_dim <= 64:
-        return True
-    return 0 < seqlen_k <= GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN
+    return True
 
 
-def forward_gluon_dynamic(head_dim: int, causal: bool) -> bool:
+def forward_gluon_dynamic(head_dim: int, causal: bool, seqlen_k: int = 0) -> bool:
     """Whether the persistent form takes its tiles from the atomic counter. H200, bf16, same process
     (results/sweeps/h200-2026-12-02-persistent-options-ab-bf16.csv, TFLOPS dynamic / by rounds): head_dim 64 (three
     consumers, 192-row tiles whose count rarely divides evenly among the programs) 2K 469 / 440, 16K 513 / 513,
-    causal 16K 466 / 402; head_dim 128 a little behind (1K 532 / 540, 16K 627 / 633; causal 2K 463 / 485)."""
+    causal 16K 466 / 402; head_dim 128 a little behind (1K 532 / 540, 16K 627 / 633; causal 2K 463 / 485) except
+    under a causal mask beyond GLUON_CAUSAL_ROUNDS_MAX_SEQLEN keys (forward_gluon_persistent's numbers)."""
     if GLUON_DYNAMIC_SCHEDULE is not None:
         return GLUON_DYNAMIC_SCHEDULE
-    return head_dim <= 64
+    return head_dim <= 64 or (causal and seqlen_k > GLUON_CAUSAL_ROUNDS_MAX_SEQLEN)
 
 
 # Backward on Hopper: the warp-specialized Gluon dK/dV kernel (ops/backward_sm90.py) where it covers the call, with

@@ -22,16 +22,16 @@ its barriers and K/V ring carried from one to the next: the next tile's Q and fi
 one finishes, and at head_dim 64 three consumers share a 192-row tile. Which form runs is measured policy
 (``configs.forward_gluon_persistent``, benchmarks/NOTES.md entries 29 and 32): the persistent form without a mask;
 under a causal mask its tiles differ in work, and programs that take them by rounds drift apart across heads and
-lose the L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So causal calls at
-head_dim 128 take the one-tile form from 4K keys, and head_dim 64 takes its tiles from an atomic counter in the
-list's order (``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware
-does. ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
+lose the L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So head_dim 64,
+and causal calls at head_dim 128 beyond 4K keys, take their tiles from an atomic counter in the list's order
+(``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware does (NOTES
+entry 78). ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
 
 Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/bias/mask/varlen/block windows; causal with
 any diagonal; GQA; token windows (either side bounded, causal folded into the right side: ``WINDOW``, whose band's
 first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``), in the
 one-tile form (the persistent form takes them where ``configs.gluon_persistent_bands`` measured it faster: a
-head_dim-64 window without a causal mask); dropout (``DROPOUT``: the Philox draws of ops/scores.py, unpacked in the
+head_dim-64 window without a causal mask, head_dim-128 causal windows beyond 4K keys); dropout (``DROPOUT``: the Philox draws of ops/scores.py, unpacked in the
 accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is
 zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store).
 The Gluon backward (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with
@@ -947,7 +947,7 @@ def policy_switches() -> tuple:
             configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP, configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT,
             configs.GLUON_PERSISTENT_BANDS, configs.GLUON_FWD_DROPOUT, configs.GLUON_FWD_DROPOUT_EARLY,
             configs.GLUON_D64_PERSISTENT_MIN_SEQLEN, configs.GLUON_DYNAMIC_SCHEDULE,
-            configs.GLUON_CAUSAL_PERSISTENT_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM,
+            configs.GLUON_CAUSAL_ROUNDS_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM,
             configs.GLUON_PERSISTENT_OUT_SMEM_V)
 
 
@@ -1048,7 +1048,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
         q_desc, k_desc, v_desc, o_desc = bhsd_descriptors((q, k, v, out), (ROWS.value, block_n, block_n, ROWS.value))
-        dynamic = configs.forward_gluon_dynamic(head_dim, f.causal) if dynamic is None else dynamic
+        dynamic = configs.forward_gluon_dynamic(head_dim, f.causal, seqlen_k) if dynamic is None else dynamic
         # The dynamic schedule's counter, zeroed per launch (a stream-ordered memset: launches on other streams or
         # replays of a CUDA graph never share one); without it the kernel reads nothing there (lse stands in).
         sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else lse

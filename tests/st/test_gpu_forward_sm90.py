@@ -167,8 +167,10 @@ def test_persistent_dynamic_schedule_planned_and_repeated():
     (AttnCase(1, 8192, 8192, 4, 2, 64, causal=True), True, True),
     (AttnCase(2, 2048, 2048, 8, 8, 64), True, True),
     (AttnCase(2, 2048, 2048, 8, 2, 128, causal=True), True, False),
-    (AttnCase(1, 8192, 8192, 4, 8, 128, causal=True), False, False),
+    (AttnCase(1, 8192, 8192, 8, 4, 128, causal=True), True, True),
     (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True), True, False),
+    (AttnCase(1, 8192, 8192, 8, 4, 128, causal=True, window_size=(2048, 0)), True, True),
+    (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True, window_size=(1000, 0)), False, False),
     (AttnCase(2, 1000, 1000, 8, 8, 128), True, False)], ids=str)
 def test_default_forms(case, persistent, dynamic):
     """The measured policy, unforced (``configs.forward_gluon_persistent``, ``configs.forward_gluon_dynamic``): the

@@ -61,9 +61,8 @@ def test_tile_per_program_needs_the_persistent_kernel():
 
 def test_persistent_form_policy():
     assert configs.forward_gluon_persistent(128, False, 16384) and configs.forward_gluon_persistent(64, False, 1024)
-    # Head_dim 128 under a causal mask: persistent up to 4K keys, one tile per program beyond.
-    assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 4096)
-    assert not configs.forward_gluon_persistent(128, True, 8192)
+    # Head_dim 128 under a causal mask: persistent at every length (by rounds up to 4K keys, dynamic beyond).
+    assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 16384)
     assert configs.forward_gluon_persistent(64, True, 16384)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", False):
         assert not configs.forward_gluon_persistent(64, False, 4096)
@@ -72,7 +71,8 @@ def test_persistent_form_policy():
 
 def test_dynamic_schedule_policy():
     assert configs.forward_gluon_dynamic(64, True) and configs.forward_gluon_dynamic(64, False)
-    assert not configs.forward_gluon_dynamic(128, True) and not configs.forward_gluon_dynamic(128, False)
+    assert not configs.forward_gluon_dynamic(128, True, 4096) and not configs.forward_gluon_dynamic(128, False, 16384)
+    assert configs.forward_gluon_dynamic(128, True, 8192)
     with mock.patch.object(configs, "GLUON_DYNAMIC_SCHEDULE", False):
         assert not configs.forward_gluon_dynamic(64, True)
 
@@ -91,12 +91,16 @@ def test_windows_and_alibi_forms():
     assert configs.forward_gluon_persistent(64, False, 8192, banded=True)
     assert not configs.forward_gluon_persistent(64, False, 8192, banded=True, alibi=True)
     assert not configs.forward_gluon_persistent(64, True, 8192, banded=True)
+    # Head_dim 128 causal windows where the causal mask takes the dynamic schedule (beyond 4K keys).
+    assert configs.forward_gluon_persistent(128, True, 8192, banded=True)
+    assert not configs.forward_gluon_persistent(128, True, 4096, banded=True)
+    assert not configs.forward_gluon_persistent(128, True, 8192, banded=True, alibi=True)
     assert not configs.forward_gluon_persistent(128, False, 8192, banded=True)
     with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", False):
         assert not configs.forward_gluon_persistent(64, False, 8192, banded=True)
     with mock.patch.object(configs, "GLUON_PERSISTENT_BANDS", True):
         assert configs.forward_gluon_persistent(128, False, 8192, banded=True, alibi=True)
-        assert not configs.forward_gluon_persistent(128, True, 8192, banded=True)
+        assert configs.forward_gluon_persistent(128, True, 8192, banded=True)
     assert forward_sm90.consumers_for(64) == 3
     assert forward_sm90.consumers_for(64, Features(0.1, alibi_slopes=slopes)) == 2
     assert forward_sm90.consumers_for(64, Features(0.1, dropout_p=0.1)) == 2
