@@ -139,7 +139,7 @@ def capture_gluon(args, spec: str | None):
     names = ["_attn_fwd_sm90", "_attn_fwd_sm90_persistent"]
     with mock.patch.object(sm90_mod, "num_sms", lambda index: 132):  # an H100's count; no GPU to ask here
         cap = _captured(sm90_mod, names, lambda: sm90_mod.attention_forward_sm90(q, k, v, f, out, lse, block_n,
-                                                                                 stages))
+                                                                                 stages, consumers=args.consumers))
     used = next(c for c in cap.values() if c.calls)
     _, a, kw = used.calls[0]
     return used.fn, a, kw
@@ -192,6 +192,8 @@ def main() -> None:
                     "--kernel gluon: block_n,stages; gluon-dkdv: stages (default: their defaults)")
     ap.add_argument("--dq-cfg", default=None, help="--kernel fused: the dQ programs' block_m,block_n,warps,stages "
                     "(default: the --cfg)")
+    ap.add_argument("--consumers", type=int, default=0, help="--kernel gluon: the persistent form's consumer warp "
+                                                                  "groups (default: forward_sm90.consumers_for)")
     ap.add_argument("--dump", default=None)
     ap.add_argument("--json", action="store_true", help="one JSON object per compiled kernel (for the tests)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",

@@ -311,6 +311,16 @@ def test_persistent_out_smem_v_compiles_for_sm90(tmp_path):
     assert "".join(p.read_text() for p in tmp_path.glob("*.sass")).count("UTMASTG") >= 3
 
 
+@pytest.mark.parametrize("causal", [0, 1])
+def test_persistent_two_consumers_d64_compiles_for_sm90(tmp_path, causal):
+    """Head_dim 64 with two consumers on 128-row tiles (round 2026-12-05a's A/B for short rows): both outputs through
+    the K tile by TMA stores, no spills."""
+    r = _inspect("--d", "64", "--causal", str(causal), "--consumers", "2", "--dump", str(tmp_path))
+    assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
+    assert r["shared"] <= SMEM_LIMIT, r
+    assert "".join(p.read_text() for p in tmp_path.glob("*.sass")).count("UTMASTG") >= 2
+
+
 def test_out_smem_policy():
     """Where the persistent form's output passes through shared memory (``forward_sm90.out_smem``): two consumers,
     or three with ``GLUON_PERSISTENT_OUT_SMEM_V``; never with ALiBi, nor with dropout under a causal mask or a

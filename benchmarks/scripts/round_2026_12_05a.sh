@@ -1,0 +1,24 @@
+#!/bin/bash
+# Prepared in the sixteenth session (2026-12-04) after its device time was spent; for the next call (~250 s).
+# 1. Head_dim 64 short rows in the persistent form with two consumers (128-row tiles, whose output leaves through
+#    the K tile: NOTES entry 81) against the three-consumer form and the tl kernel that runs there now
+#    (head_dim 64 without a mask at 1K, causal 1K-4K), by rounds and from the counter.
+# 2. Dropout under a causal mask at head_dim 128, one tile per program / persistent with the counter (NOTES entry 78).
+# Rename L to date+letter when running; copy the CSVs to benchmarks/results/sweeps/.
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+L=h200-2026-12-05a
+R=$OUT/$L; mkdir -p $R
+nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
+(cd benchmarks && timeout 200 python ab_gluon.py --dtypes bf16,fp16 --shapes 64:0:1024,64:0:2048,64:1:1024,64:1:2048,64:1:4096 \
+  --variants "64=128x0x2s+128x0x2d+128x0x3d" --out $R/$L-d64-two-consumers.csv > $R/$L-d64-two-consumers.log 2>&1)
+echo "two consumers exit $?"
+python - $R/$L-d64-two-consumers.csv <<'P'
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    print(r["dtype"], r["causal"], r["seqlen"], f'nc{r["consumers"]} dyn{r["dynamic"]}', f'gluon {float(r["gluon_tflops"]):.0f}',
+          f'tl {float(r["tl_tflops"]):.0f} cudnn {float(r["cudnn_tflops"]):.0f} diff {float(r["max_diff"]):.3g}')
+P
+(cd benchmarks && timeout 120 python ab_forward.py --switch FWD_GLUON_PERSISTENT --tiles default --dtypes bf16,fp16 \
+  --shapes 128:1:8192:-1:0:1:0:10,128:1:16384:-1:0:1:0:10 --out $R/$L-dropout-causal-persistent-ab.csv > $R/$L-dropout-causal-persistent-ab.log 2>&1)
+echo "dropout causal exit $?"; cut -d, -f1-4,7,11,13,14 $R/$L-dropout-causal-persistent-ab.csv
+cd $OUT && tar czf $L.tgz $L && rm -rf $L
