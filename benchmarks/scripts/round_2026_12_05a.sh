@@ -3,7 +3,8 @@
 # 1. Head_dim 64 short rows in the persistent form with two consumers (128-row tiles, whose output leaves through
 #    the K tile: NOTES entry 81) against the three-consumer form and the tl kernel that runs there now
 #    (head_dim 64 without a mask at 1K, causal 1K-4K), by rounds and from the counter.
-# 2. Dropout under a causal mask at head_dim 128, one tile per program / persistent with the counter (NOTES entry 78).
+# 2. Head_dim 128 under a causal mask, plain and with dropout: one tile per program / persistent with the counter, in
+#    one process (NOTES entry 78).
 # Rename L to date+letter when running; copy the CSVs to benchmarks/results/sweeps/.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 L=h200-2026-12-05a
@@ -19,6 +20,6 @@ for r in csv.DictReader(open(sys.argv[1])):
           f'tl {float(r["tl_tflops"]):.0f} cudnn {float(r["cudnn_tflops"]):.0f} diff {float(r["max_diff"]):.3g}')
 P
 (cd benchmarks && timeout 120 python ab_forward.py --switch FWD_GLUON_PERSISTENT --tiles default --dtypes bf16,fp16 \
-  --shapes 128:1:8192:-1:0:1:0:10,128:1:16384:-1:0:1:0:10 --out $R/$L-dropout-causal-persistent-ab.csv > $R/$L-dropout-causal-persistent-ab.log 2>&1)
-echo "dropout causal exit $?"; cut -d, -f1-4,7,11,13,14 $R/$L-dropout-causal-persistent-ab.csv
+  --shapes 128:1:8192,128:1:16384,128:1:8192:-1:0:1:0:10,128:1:16384:-1:0:1:0:10 --out $R/$L-causal-counter-ab.csv > $R/$L-causal-counter-ab.log 2>&1)
+echo "causal counter exit $?"; cut -d, -f1-4,7,11,13,14 $R/$L-causal-counter-ab.csv
 cd $OUT && tar czf $L.tgz $L && rm -rf $L
