@@ -223,8 +223,9 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     585-595 / 459-465: by rounds, behind from 16K as before. Handed out through the atomic counter instead
     (results/sweeps/h200-2026-12-04b-causal-dynamic-ab.csv, persistent forced, by rounds / dynamic): bf16 4K 559-568 /
     543-562, 8K 580-588 / 582-585, 16K 471-473 / 625-674; fp16 4K 529-532 / 530-590, 8K 562-564 / 557, 16K 455-457 /
-    602-650, ahead of one tile per program at 16K (a's 601-620 bf16, 585-595 fp16). So persistent at every length,
-    by rounds up to 4K keys and dynamic beyond (forward_gluon_dynamic)."""
+    602-650, ahead of one tile per program at 16K across the two rounds (a's 601-620 bf16, 585-595 fp16; not yet in
+    one process: benchmarks/scripts/round_2026_12_05a.sh). So persistent at every length, by rounds up to 4K keys
+    and dynamic beyond (forward_gluon_dynamic)."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
     if banded and not gluon_persistent_bands(head_dim, causal, alibi, seqlen_k):

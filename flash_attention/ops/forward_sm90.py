@@ -31,9 +31,10 @@ Scope (``supported`` below): fp16/bf16, head_dim 64 or 128, no softcap/bias/mask
 any diagonal; GQA; token windows (either side bounded, causal folded into the right side: ``WINDOW``, whose band's
 first tiles are masked too) and ALiBi (``-slope * |m + diag - n|`` added to the scaled scores: ``ALIBI``), in the
 one-tile form (the persistent form takes them where ``configs.gluon_persistent_bands`` measured it faster: a
-head_dim-64 window without a causal mask, head_dim-128 causal windows beyond 4K keys); dropout (``DROPOUT``: the Philox draws of ops/scores.py, unpacked in the
-accumulator's registers, ``_dropout``) in both forms; any sequence lengths (a tile past the end of the keys is
-zero-filled by the copy engine and masked; output rows past the end of the queries are clipped by the TMA store).
+head_dim-64 window without a causal mask, head_dim-128 causal windows beyond 4K keys); dropout (``DROPOUT``: the
+Philox draws of ops/scores.py, unpacked in the accumulator's registers, ``_dropout``) in both forms; any sequence
+lengths (a tile past the end of the keys is zero-filled by the copy engine and masked; output rows past the end of
+the queries are clipped by the TMA store).
 The Gluon backward (ops/backward_sm90.py) shares ``covers`` (windows and ALiBi there with
 ``configs.GLUON_BWD_BANDS``, dropout with ``configs.GLUON_BWD_DROPOUT``). Everything else, and every non-Hopper
 device, keeps the ``tl`` kernels of ops/forward.py. Gluon has no interpreter, so this
