@@ -9,7 +9,6 @@ SDPA's cuDNN forward timed in the same process.
 from __future__ import annotations
 
 import argparse
-import ast
 from typing import Dict, List, Optional
 
 import torch
@@ -44,15 +43,13 @@ def main() -> None:
                                        "64=128x64x4x3+128x64x8x3+128x128x8x3+64x64x4x3")
     ap.add_argument("--dtypes", default="bf16")
     ap.add_argument("--switch", default="FWD_TMA", help="a boolean of flash_attention.ops.configs to toggle")
-    ap.add_argument("--set", default="", help="other configs held fixed for both settings, e.g. "
-                                              "FWD_GLUON_PERSISTENT=True,GLUON_DYNAMIC_SCHEDULE=True")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=0|1",
+                    help="another switch of flash_attention.ops.configs, held for both settings (repeatable)")
     # shapes: head_dim:causal:seqlen[:window[:alibi[:kv_heads_div[:window_right]]]], e.g. 128:1:8192:-1:1 for
     # causal ALiBi at 8K, 128:0:8192:2048:0:1:2048 for a (2048, 2048) window
     args = ap.parse_args()
     tiles = parse_tiles(args.tiles)
-    for item in filter(None, args.set.split(",")):
-        name, value = item.split("=")
-        setattr(configs, name, ast.literal_eval(value))
+    configs.set_switches(args.set)
     default = getattr(configs, args.switch)  # FWD_TMA's default None picks per shape
     rows = []
     for dname in args.dtypes.split(","):

@@ -20,6 +20,6 @@ for r in csv.DictReader(open(sys.argv[1])):
 for k, v in g.items(): print(k, " ".join(f"{x:.0f}" for x in v), f"cudnn {float(r['cudnn_tflops']):.0f}" if False else "")
 P
 }
-ab causal-dynamic-ab --switch GLUON_DYNAMIC_SCHEDULE --set FWD_GLUON_PERSISTENT=True --shapes 128:1:4096,128:1:8192,128:1:16384
+ab causal-dynamic-ab --switch GLUON_DYNAMIC_SCHEDULE --set FWD_GLUON_PERSISTENT=1 --shapes 128:1:4096,128:1:8192,128:1:16384
 ab d64-causal-gluon-ab --switch FWD_GLUON --shapes 64:1:2048,64:1:4096
 cd $OUT && tar czf $L.tgz $L && rm -rf $L
