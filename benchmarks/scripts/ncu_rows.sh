@@ -5,8 +5,8 @@
 # SPEC = impl:side:head_dim:causal:seqlen:cfg, impl ours|cudnn, side forward|backward, cfg "-" or NAME=0|1 for
 # profile_ncu.py --set (the tag gets "-NAME-0|1").
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-$PWD}
-R=${1:?output folder}; shift
-mkdir -p $R
+mkdir -p "${1:?output folder}"
+R=$(cd "$1" && pwd); shift  # absolute: the loop runs from benchmarks/
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu | head -1)
 cd "$(dirname "$0")/.."
 for spec in "$@"; do

@@ -17,7 +17,7 @@ import csv, sys, collections
 g = collections.defaultdict(list)
 for r in csv.DictReader(open(sys.argv[1])):
     g[(r["dtype"], r["d"], r["causal"], r["seqlen"], list(r.values())[6])].append(float(r["fwd_tflops"]))
-for k, v in g.items(): print(k, " ".join(f"{x:.0f}" for x in v), f"cudnn {float(r['cudnn_tflops']):.0f}" if False else "")
+for k, v in g.items(): print(k, " ".join(f"{x:.0f}" for x in v))
 P
 }
 ab causal-dynamic-ab --switch GLUON_DYNAMIC_SCHEDULE --set FWD_GLUON_PERSISTENT=1 --shapes 128:1:4096,128:1:8192,128:1:16384
