@@ -313,7 +313,7 @@ def test_persistent_out_smem_v_compiles_for_sm90(tmp_path):
 
 @pytest.mark.parametrize("causal", [0, 1])
 def test_persistent_two_consumers_d64_compiles_for_sm90(tmp_path, causal):
-    """Head_dim 64 with two consumers on 128-row tiles (round 2026-12-05a's A/B for short rows): both outputs through
+    """Head_dim 64 with two consumers on 128-row tiles (round 2026-12-04g's A/B for short rows): both outputs through
     the K tile by TMA stores, no spills."""
     r = _inspect("--d", "64", "--causal", str(causal), "--consumers", "2", "--dump", str(tmp_path))
     assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r

@@ -5,9 +5,9 @@
 #    (head_dim 64 without a mask at 1K, causal 1K-4K), by rounds and from the counter.
 # 2. Head_dim 128 under a causal mask, plain and with dropout: one tile per program / persistent with the counter, in
 #    one process (NOTES entry 78).
-# Rename L to date+letter when running; copy the CSVs to benchmarks/results/sweeps/.
+copy the CSVs to benchmarks/results/sweeps/.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-2026-12-05a
+L=h200-2026-12-04g
 R=$OUT/$L; mkdir -p $R
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 (cd benchmarks && timeout 200 python ab_gluon.py --dtypes bf16,fp16 --shapes 64:0:1024,64:0:2048,64:1:1024,64:1:2048,64:1:4096 \
