@@ -97,28 +97,40 @@ FWD_GLUON: bool | None = None
 GLUON_BLOCK_N = 128
 GLUON_OVERLAP = True
 GLUON_PINGPONG = False
-GLUON_D64_MIN_SEQLEN = 8192
-GLUON_D64_PERSISTENT_MIN_SEQLEN = 2048  # head_dim 64 without a mask, in the persistent form
+GLUON_D64_MIN_SEQLEN = 8192  # head_dim 64 in the one-tile form (windows, ALiBi, dropout under a causal mask)
+GLUON_D64_PERSISTENT_MIN_SEQLEN = 1024  # head_dim 64 without a mask, in the persistent form
+GLUON_D64_DROPOUT_MIN_SEQLEN = 2048  # the same with dropout (not measured below 2K since two consumers came in)
+GLUON_D64_CAUSAL_MIN_SEQLEN = 2048  # head_dim 64 under a plain causal mask, in the persistent form
+# Head_dim 64's persistent form with three consumers (192-row tiles) from these many keys, two below
+# (forward_sm90.consumers_for; not with windows, whose rows were measured with three).
+GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN = 2048
+GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN = 8192
 
 
-def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False) -> bool:
-    """Whether a call the Gluon forward covers takes it. H200, bf16, the Gluon kernel against the tl kernel in the
-    same process (results/sweeps/h200-2026-12-02-gluon-fwd-ab-bf16-{b,c}.csv, direct kernel calls): head_dim 128
-    ahead at every length (16K 593 vs 537 TFLOPS, 1K 512 vs 444; causal 4K 561 vs 467); head_dim 64 behind at 1K-2K
-    (1K 358 vs 402, 2K 402 vs 432, causal 2K 324 vs 343), even at 4K (422 vs 426), ahead from 8K (438 vs 422, causal
-    421 vs 397; 16K 451 vs 440). Head_dim 64 without a mask in the persistent form with three consumers
-    (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv): ahead from 2K (2K 440-463 vs 414-431, 4K 467 vs
-    425, 16K 515 vs 432), behind at 1K (366-369 vs 383-400). Measured again below the head_dim-64 thresholds since
-    the dynamic schedule (results/sweeps/h200-2026-12-03y-fwd-gluon-d64-ab-bf16.csv, tl / Gluon): causal 1K 328-329
-    / 168-170, 2K 336-338 / 286-289, 4K 373-375 / 381-382; without a mask at 1K 389 / 380-387. The thresholds
-    stay."""
+def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False, banded: bool = False,
+                  dropout: bool = False) -> bool:
+    """Whether a call the Gluon forward covers takes it (``banded``: a window or ALiBi). H200, bf16, the Gluon
+    kernel against the tl kernel in the same process (results/sweeps/h200-2026-12-02-gluon-fwd-ab-bf16-{b,c}.csv,
+    direct kernel calls): head_dim 128 ahead at every length (16K 593 vs 537 TFLOPS, 1K 512 vs 444; causal 4K 561 vs
+    467); head_dim 64 in the one-tile form behind at 1K-2K (1K 358 vs 402, 2K 402 vs 432, causal 2K 324 vs 343),
+    even at 4K (422 vs 426), ahead from 8K (438 vs 422, causal 421 vs 397; 16K 451 vs 440). Head_dim 64 without a
+    mask in the persistent form with three consumers (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv):
+    ahead from 2K (2K 440-463 vs 414-431, 4K 467 vs 425, 16K 515 vs 432), behind at 1K (366-369 vs 383-400); under
+    a causal mask (results/sweeps/h200-2026-12-03y-fwd-gluon-d64-ab-bf16.csv, tl / Gluon) causal 1K 328-329 /
+    168-170, 2K 336-338 / 286-289, 4K 373-375 / 381-382. With two consumers on 128-row tiles (output through the K
+    tile; results/sweeps/h200-2026-12-04{g,i}-d64-two-consumers.csv, TFLOPS two consumers / tl, bf16 then fp16):
+    without a mask 1K 401-405 / 398, 394-404 / 373-375; causal 1K 271-281 / 325, 2K 357-362 / 343, 352-358 / 340,
+    4K 389-390 / 378, 388 / 361. So head_dim 64 from 1K keys without a mask, from 2K under a causal mask; windows,
+    ALiBi and causal dropout (the one-tile form) from 8K."""
     if FWD_GLUON is not None:
         return FWD_GLUON
     if head_dim == 128:
         return True
-    if not causal and forward_gluon_persistent(head_dim, causal, seqlen_k):
-        return seqlen_k >= GLUON_D64_PERSISTENT_MIN_SEQLEN
-    return seqlen_k >= GLUON_D64_MIN_SEQLEN
+    if banded or not forward_gluon_persistent(head_dim, causal, seqlen_k, dropout=dropout):
+        return seqlen_k >= GLUON_D64_MIN_SEQLEN
+    if causal:
+        return seqlen_k >= GLUON_D64_CAUSAL_MIN_SEQLEN
+    return seqlen_k >= (GLUON_D64_DROPOUT_MIN_SEQLEN if dropout else GLUON_D64_PERSISTENT_MIN_SEQLEN)
 
 
 # Token windows and ALiBi in the Gluon forward's one-tile form (True), or left to the tl kernels (False). H200, bf16,
@@ -207,7 +219,7 @@ GLUON_DYNAMIC_SCHEDULE: bool | None = None
 
 
 def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, banded: bool = False,
-                             alibi: bool = False) -> bool:
+                             alibi: bool = False, dropout: bool = False) -> bool:
     """Whether the Gluon forward runs in its persistent form. H200, bf16, same process, against the one-tile form
     (results/sweeps/h200-2026-12-02-persistent-ab-bf16{,-b}.csv, TFLOPS persistent / one tile per program): without
     a mask ahead, head_dim 128 1K 522 / 497-503, 2K 574-578 / 559-598, 4K 603 / 592, 16K 625 / 586, head_dim 64
@@ -215,7 +227,7 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     2K keys (1K 379-380 / 373-376, 2K 474-485 / 461-465; results/sweeps/h200-2026-12-02-persistent-options-ab-bf16.csv)
     and behind from 4K (4K 536-542 / 530-579, 16K 477-481 / 620-625: tiles of unequal work leave the programs at
     different heads, whose K and V then no longer share L2; the hardware's own scheduling of one-tile programs keeps
-    them together). Head_dim 64 under a causal mask (where the Gluon forward runs at all, from 8K keys) takes it with
+    them together). Head_dim 64 under a causal mask (where the Gluon forward then ran, from 8K keys) takes it with
     the dynamic schedule, which keeps the programs on few heads as the hardware does: 16K 466 against 448 one-tile.
     Since the output goes through shared memory (GLUON_PERSISTENT_OUT_SMEM), head_dim 128 under a causal mask again
     (results/sweeps/h200-2026-12-04a-fwd-causal-persistent-ab.csv, one tile / persistent, each twice): bf16 4K 529-534
@@ -224,10 +236,19 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     (results/sweeps/h200-2026-12-04b-causal-dynamic-ab.csv, persistent forced, by rounds / dynamic): bf16 4K 559-568 /
     543-562, 8K 580-588 / 582-585, 16K 471-473 / 625-674; fp16 4K 529-532 / 530-590, 8K 562-564 / 557, 16K 455-457 /
     602-650, ahead of one tile per program at 16K across the two rounds (a's 601-620 bf16, 585-595 fp16; not yet in
-    one process: benchmarks/scripts/round_2026_12_05a.sh). So persistent at every length, by rounds up to 4K keys
-    and dynamic beyond (forward_gluon_dynamic)."""
+    one process: round g below). So persistent at every length, by rounds up to 4K keys and dynamic beyond
+    (forward_gluon_dynamic). In one process (results/sweeps/h200-2026-12-04g-causal-counter-ab.csv, one tile /
+    dynamic, each twice): bf16 8K 578-595 / 594-597, 16K 619-626 / 623-625; fp16 8K 557-563 / 576, 16K 600-605 /
+    608-622: the counter level or ahead. Dropout (p = 0.1) under a causal mask, whose persistent consumers store
+    their output from registers (forward_sm90.out_smem), is the exception (results/sweeps/
+    h200-2026-12-04{g-causal-counter,i-dropout-persistent}-ab.csv, one tile / persistent): bf16 head_dim 128 2K
+    350-354 / 340, 4K 406-408 / 382-383, 8K 440-444 / 396-402, 16K 468-473 / 426-440; fp16 likewise; head_dim 64
+    8K 295-297 / 292-294, 16K 317-320 / 305-307; without a mask the persistent form stays ahead (head_dim 128 8K
+    455-463 / 463-469, head_dim 64 315-316 / 321-322). So dropout under a causal mask takes one tile per program."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
+    if dropout and causal:
+        return False
     if banded and not gluon_persistent_bands(head_dim, causal, alibi, seqlen_k):
         return False
     return True
@@ -238,10 +259,16 @@ def forward_gluon_dynamic(head_dim: int, causal: bool, seqlen_k: int = 0) -> boo
     (results/sweeps/h200-2026-12-02-persistent-options-ab-bf16.csv, TFLOPS dynamic / by rounds): head_dim 64 (three
     consumers, 192-row tiles whose count rarely divides evenly among the programs) 2K 469 / 440, 16K 513 / 513,
     causal 16K 466 / 402; head_dim 128 a little behind (1K 532 / 540, 16K 627 / 633; causal 2K 463 / 485) except
-    under a causal mask beyond GLUON_CAUSAL_ROUNDS_MAX_SEQLEN keys (forward_gluon_persistent's numbers)."""
+    under a causal mask beyond GLUON_CAUSAL_ROUNDS_MAX_SEQLEN keys (forward_gluon_persistent's numbers). Head_dim 64
+    under a causal mask up to those keys (two consumers since rounds g and i) a little ahead by rounds
+    (results/sweeps/h200-2026-12-04g-d64-two-consumers.csv, by rounds / dynamic): bf16 2K 362 / 357, 4K 390 / 389;
+    fp16 2K 358 / 352, 4K 388 / 381. So by rounds under a causal mask up to GLUON_CAUSAL_ROUNDS_MAX_SEQLEN keys,
+    dynamic beyond; head_dim 64 without a mask dynamic everywhere."""
     if GLUON_DYNAMIC_SCHEDULE is not None:
         return GLUON_DYNAMIC_SCHEDULE
-    return head_dim <= 64 or (causal and seqlen_k > GLUON_CAUSAL_ROUNDS_MAX_SEQLEN)
+    if causal:
+        return seqlen_k > GLUON_CAUSAL_ROUNDS_MAX_SEQLEN
+    return head_dim <= 64
 
 
 # Backward on Hopper: the warp-specialized Gluon dK/dV kernel (ops/backward_sm90.py) where it covers the call, with

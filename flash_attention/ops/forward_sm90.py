@@ -19,11 +19,12 @@ leaves room for three K/V stages at head_dim 128.
 Two forms share that loop (``_attend``). The one-tile form launches a program per 128-row query tile. The
 persistent form (``_attn_fwd_sm90_persistent``) launches one program per SM, which walks a list of query tiles with
 its barriers and K/V ring carried from one to the next: the next tile's Q and first K/V tiles load while the current
-one finishes, and at head_dim 64 three consumers share a 192-row tile. Which form runs is measured policy
-(``configs.forward_gluon_persistent``, benchmarks/NOTES.md entries 29 and 32): the persistent form without a mask;
-under a causal mask its tiles differ in work, and programs that take them by rounds drift apart across heads and
-lose the L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So head_dim 64,
-and causal calls at head_dim 128 beyond 4K keys, take their tiles from an atomic counter in the list's order
+one finishes, and at head_dim 64 three consumers share a 192-row tile (two on 128-row tiles for short rows:
+``consumers_for``). Which form runs is measured policy
+(``configs.forward_gluon_persistent``, benchmarks/NOTES.md entries 29 and 32): the persistent form without a mask (and for
+dropout without a causal mask); under a causal mask its tiles differ in work, and programs that take them by rounds drift apart across heads and
+lose the L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So head_dim 64 without
+a mask, and causal calls beyond 4K keys, take their tiles from an atomic counter in the list's order
 (``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware does (NOTES
 entry 78). ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
 
@@ -878,9 +879,9 @@ def covers_forward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
 def supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, f: Features) -> bool:
     """Whether this kernel takes the call: an sm_90 GPU, tensors the copy engine can address, an attention it
     covers, and a shape where it measured faster than the tl kernel (``configs.forward_gluon``; a window or ALiBi
-    counts as a mask there)."""
+    is a band there)."""
     if configs.interpreting() or q.device.type != "cuda" or not configs.forward_gluon(
-            q.shape[-1], k.shape[1], f.causal or banded(f)):
+            q.shape[-1], k.shape[1], f.causal, banded(f), f.dropout_p > 0):
         return False
     return (covers_forward(q.dtype, q.shape[-1], f) and is_sm90(q.device.index or 0)
             and all(tma_compatible(t) for t in (q, k, v, out)))
@@ -949,7 +950,9 @@ def policy_switches() -> tuple:
             configs.GLUON_PERSISTENT_BANDS, configs.GLUON_FWD_DROPOUT, configs.GLUON_FWD_DROPOUT_EARLY,
             configs.GLUON_D64_PERSISTENT_MIN_SEQLEN, configs.GLUON_DYNAMIC_SCHEDULE,
             configs.GLUON_CAUSAL_ROUNDS_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM,
-            configs.GLUON_PERSISTENT_OUT_SMEM_V)
+            configs.GLUON_PERSISTENT_OUT_SMEM_V, configs.GLUON_D64_DROPOUT_MIN_SEQLEN,
+            configs.GLUON_D64_CAUSAL_MIN_SEQLEN, configs.GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN,
+            configs.GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN)
 
 
 def plan_roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -982,12 +985,22 @@ def num_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def consumers_for(head_dim: int, f: Optional[Features] = None) -> int:
-    """Consumer warp groups of the persistent form: 3 at head_dim 64, 2 at 128 (whose accumulators need the
-    registers of two) and with ALiBi or dropout (compiled for sm_90 with three consumers of 160 registers, ALiBi's
-    split form spills 150-230 values and dropout's draws 82; with two of 240, none without a causal mask)."""
+def consumers_for(head_dim: int, f: Optional[Features] = None, seqlen_k: int = 0) -> int:
+    """Consumer warp groups of the persistent form: 2 at head_dim 128 (whose accumulators need the registers of
+    two) and with ALiBi or dropout (compiled for sm_90 with three consumers of 160 registers, ALiBi's split form
+    spills 150-230 values and dropout's draws 82; with two of 240, none without a causal mask); at head_dim 64
+    3 (192-row tiles), but 2 for short rows without a window (``configs.GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN`` and its
+    causal twin: with 128-row tiles the output leaves through the K tile, and there are more tiles to spread over
+    the SMs; benchmarks/NOTES.md entry 83). Without ``f`` or ``seqlen_k``: the long-row choice."""
     heavy = f is not None and (f.alibi_slopes is not None or f.dropout_p > 0)
-    return 3 if head_dim <= 64 and not heavy else 2
+    if head_dim > 64 or heavy:
+        return 2
+    if f is not None and seqlen_k and tuple(f.window_size) == (-1, -1):
+        least = (configs.GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN if f.causal
+                 else configs.GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN)
+        if seqlen_k < least:
+            return 2
+    return 3
 
 
 def out_smem(nc: int, block_n: int, f: Features) -> bool:
@@ -1028,7 +1041,8 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     block_n = block_n or configs.GLUON_BLOCK_N
     if persistent is None:
         persistent = tile_per_program or configs.forward_gluon_persistent(head_dim, f.causal, seqlen_k, banded(f),
-                                                                          f.alibi_slopes is not None)
+                                                                          f.alibi_slopes is not None,
+                                                                          f.dropout_p > 0)
     elif tile_per_program and not persistent:
         raise ValueError("tile_per_program launches the persistent kernel: pass persistent=True or None")
     roles = None if plan_key is None else plan_roles(q, k, v, out, lse)
@@ -1044,7 +1058,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     drop = ((int(f.seed), int(f.offset), dropout_row_stride(seqlen_k), dropout_threshold(f.dropout_p),
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     if persistent:
-        nc = consumers or consumers_for(head_dim, f)
+        nc = consumers or consumers_for(head_dim, f, seqlen_k)
         stages = stages or persistent_stages_for(head_dim, block_n, nc)
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)

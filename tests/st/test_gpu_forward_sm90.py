@@ -97,7 +97,7 @@ def test_persistent_forward(case, persistent_calls):
                                   AttnCase(2, 700, 1500, 8, 8, 64, causal=True),
                                   AttnCase(2, 1500, 700, 8, 8, 128, causal=True)], ids=str)
 def test_persistent_forward_bf16_consumers(case, consumers, persistent_calls):
-    """bf16, and both consumer counts at head_dim 64 (3 is its default; 128 always takes 2)."""
+    """bf16, and both consumer counts at head_dim 64 (its default: 2 for short rows, 3 beyond; 128 always takes 2)."""
     nc = consumers if case.head_dim == 64 else 2
     with mock.patch.object(forward_sm90, "consumers_for", return_value=nc):
         check_case(case, torch.bfloat16, "cuda", backward=False)
@@ -163,25 +163,48 @@ def test_persistent_dynamic_schedule_planned_and_repeated():
     assert (outs[0].float() - ref).abs().max() < 2e-2
 
 
-@pytest.mark.parametrize("case,persistent,dynamic", [
-    (AttnCase(1, 8192, 8192, 4, 2, 64, causal=True), True, True),
-    (AttnCase(2, 2048, 2048, 8, 8, 64), True, True),
-    (AttnCase(2, 2048, 2048, 8, 2, 128, causal=True), True, False),
-    (AttnCase(1, 8192, 8192, 8, 4, 128, causal=True), True, True),
-    (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True), True, False),
-    (AttnCase(1, 8192, 8192, 8, 4, 128, causal=True, window_size=(2048, 0)), True, True),
-    (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True, window_size=(1000, 0)), False, False),
-    (AttnCase(2, 1000, 1000, 8, 8, 128), True, False)], ids=str)
-def test_default_forms(case, persistent, dynamic):
-    """The measured policy, unforced (``configs.forward_gluon_persistent``, ``configs.forward_gluon_dynamic``): the
-    form each call takes, and its result against the reference with the backward fed by its lse."""
+@pytest.mark.parametrize("case,persistent,dynamic,nc", [
+    (AttnCase(1, 8192, 8192, 4, 2, 64, causal=True), True, True, 3),
+    (AttnCase(2, 2048, 2048, 8, 8, 64), True, True, 3),
+    (AttnCase(4, 1024, 1024, 8, 8, 64), True, True, 2),
+    (AttnCase(2, 1500, 1500, 8, 4, 64), True, True, 2),
+    (AttnCase(2, 2048, 2048, 8, 8, 64, causal=True), True, False, 2),
+    (AttnCase(1, 4096, 4096, 8, 2, 64, causal=True), True, False, 2),
+    (AttnCase(2, 2048, 2048, 8, 2, 128, causal=True), True, False, 2),
+    (AttnCase(1, 8192, 8192, 8, 4, 128, causal=True), True, True, 2),
+    (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True), True, False, 2),
+    (AttnCase(1, 8192, 8192, 8, 4, 128, causal=True, window_size=(2048, 0)), True, True, 2),
+    (AttnCase(1, 4096, 4096, 8, 8, 128, causal=True, window_size=(1000, 0)), False, False, 0),
+    (AttnCase(2, 1000, 1000, 8, 8, 128), True, False, 2)], ids=str)
+def test_default_forms(case, persistent, dynamic, nc):
+    """The measured policy, unforced (``configs.forward_gluon``, ``configs.forward_gluon_persistent``,
+    ``configs.forward_gluon_dynamic``, ``forward_sm90.consumers_for``): the form each call takes, and its result
+    against the reference with the backward fed by its lse."""
     with mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
         check_case(case, torch.bfloat16, "cuda", backward=True)
     fwd = [c for c in m.call_args_list if c.args[0] in (forward_sm90._attn_fwd_sm90_persistent,
                                                         forward_sm90._attn_fwd_sm90)]
     assert fwd and all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
     if persistent:
-        assert all(c.args[3]["DYNAMIC"] == dynamic for c in fwd)
+        assert all(c.args[3]["DYNAMIC"] == dynamic and c.args[3]["NC"] == nc for c in fwd)
+
+
+@pytest.mark.parametrize("case,dtype,persistent", [
+    (AttnCase(1, 4096, 4096, 8, 2, 128, causal=True, dropout_p=0.1), torch.bfloat16, False),
+    (AttnCase(1, 8192, 8192, 4, 4, 64, causal=True, dropout_p=0.2), torch.float16, False),
+    (AttnCase(1, 3000, 3000, 8, 8, 128, dropout_p=0.1), torch.bfloat16, True)], ids=str)
+def test_default_forms_dropout(case, dtype, persistent):
+    """Dropout's forms, unforced: one tile per program under a causal mask, persistent without one; the pattern
+    against the float64 reference (``check_api`` applies the keep mask of ``return_attn_probs``)."""
+    from flash_attention import flash_attn_func
+    from flash_attention.testing import check_api
+
+    with mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
+        check_api(flash_attn_func, case, dtype, "cuda")
+    kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
+    fwd = [c for c in m.call_args_list if c.args[0] in kernels]
+    assert fwd and all(c.args[3]["DROPOUT"] for c in fwd)
+    assert all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split", "exact"])

@@ -41,9 +41,15 @@ def test_never_on_cpu_tensors():
 
 def test_default_choice_by_head_dim_and_length():
     assert configs.forward_gluon(128, 1024) and configs.forward_gluon(128, 65536, causal=True)
-    # head_dim 64: from 2K keys without a mask (the persistent form), from 8K with one
-    assert not configs.forward_gluon(64, 1024) and configs.forward_gluon(64, 2048)
-    assert not configs.forward_gluon(64, 4096, causal=True) and configs.forward_gluon(64, 8192, causal=True)
+    # head_dim 64: from 1K keys without a mask (the persistent form; dropout from 2K), from 2K under a plain causal
+    # mask, from 8K in the one-tile form (windows, ALiBi, causal dropout)
+    assert not configs.forward_gluon(64, 512) and configs.forward_gluon(64, 1024)
+    assert not configs.forward_gluon(64, 1024, dropout=True) and configs.forward_gluon(64, 2048, dropout=True)
+    assert not configs.forward_gluon(64, 1024, causal=True) and configs.forward_gluon(64, 2048, causal=True)
+    assert not configs.forward_gluon(64, 4096, causal=True, dropout=True)
+    assert configs.forward_gluon(64, 8192, causal=True, dropout=True)
+    assert not configs.forward_gluon(64, 4096, banded=True) and configs.forward_gluon(64, 8192, banded=True)
+    assert not configs.forward_gluon(64, 4096, causal=True, banded=True)
     with mock.patch.object(configs, "FWD_GLUON", False):
         assert not configs.forward_gluon(128, 16384)
     with mock.patch.object(configs, "FWD_GLUON", True):
@@ -64,17 +70,37 @@ def test_persistent_form_policy():
     # Head_dim 128 under a causal mask: persistent at every length (by rounds up to 4K keys, dynamic beyond).
     assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 16384)
     assert configs.forward_gluon_persistent(64, True, 16384)
+    # Dropout: one tile per program under a causal mask, persistent without one.
+    assert not configs.forward_gluon_persistent(128, True, 8192, dropout=True)
+    assert not configs.forward_gluon_persistent(64, True, 16384, dropout=True)
+    assert configs.forward_gluon_persistent(128, False, 8192, dropout=True)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", False):
         assert not configs.forward_gluon_persistent(64, False, 4096)
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", True):
+        assert configs.forward_gluon_persistent(128, True, 8192, dropout=True)
     assert forward_sm90.consumers_for(64) == 3 and forward_sm90.consumers_for(128) == 2
 
 
+def test_consumer_count_policy():
+    """Head_dim 64: two consumers (128-row tiles) for short rows without a window, three beyond; two with ALiBi or
+    dropout at every length; head_dim 128 always two."""
+    plain, causal = Features(0.1), Features(0.1, True)
+    assert forward_sm90.consumers_for(64, plain, 1024) == 2 and forward_sm90.consumers_for(64, plain, 2048) == 3
+    assert forward_sm90.consumers_for(64, causal, 4096) == 2 and forward_sm90.consumers_for(64, causal, 8192) == 3
+    assert forward_sm90.consumers_for(64, Features(0.1, window_size=(256, 256)), 1024) == 3
+    assert forward_sm90.consumers_for(64, Features(0.1, dropout_p=0.1), 16384) == 2
+    assert forward_sm90.consumers_for(128, plain, 1024) == 2 and forward_sm90.consumers_for(128, causal, 65536) == 2
+    with mock.patch.object(configs, "GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN", 1024):
+        assert forward_sm90.consumers_for(64, plain, 1024) == 3
+
+
 def test_dynamic_schedule_policy():
-    assert configs.forward_gluon_dynamic(64, True) and configs.forward_gluon_dynamic(64, False)
+    assert configs.forward_gluon_dynamic(64, True, 8192) and configs.forward_gluon_dynamic(64, False, 1024)
+    assert not configs.forward_gluon_dynamic(64, True, 4096)  # by rounds under a causal mask up to 4K keys
     assert not configs.forward_gluon_dynamic(128, True, 4096) and not configs.forward_gluon_dynamic(128, False, 16384)
     assert configs.forward_gluon_dynamic(128, True, 8192)
     with mock.patch.object(configs, "GLUON_DYNAMIC_SCHEDULE", False):
-        assert not configs.forward_gluon_dynamic(64, True)
+        assert not configs.forward_gluon_dynamic(64, True, 8192)
 
 
 def test_windows_and_alibi_forms():
@@ -168,12 +194,14 @@ def test_compiles_for_sm90(head_dim, causal):
 def test_persistent_form_compiles_for_sm90(head_dim, regs):
     """The persistent form (the default without a mask): no spills, three consumers of 160 registers at head_dim
     64 and two of 240 at 128. Under a causal mask (forced here) it compiles, with a few spills outside the inner
-    loop's unmasked path."""
-    r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1")
+    loop's unmasked path. (The inspected call has 1000 keys, where head_dim 64 takes two consumers by default:
+    three forced here.)"""
+    nc = ("--consumers", "3") if head_dim == 64 else ()
+    r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1", *nc)
     assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
     assert r["shared"] <= SMEM_LIMIT and "1" in r["waits"], r
     assert regs in r["setmaxnreg"], r
-    r = _inspect("--d", str(head_dim), "--causal", "1", "--set", "FWD_GLUON_PERSISTENT=1")
+    r = _inspect("--d", str(head_dim), "--causal", "1", "--set", "FWD_GLUON_PERSISTENT=1", *nc)
     assert r["shared"] <= SMEM_LIMIT and r["hgmma_sass"] == r["wgmma"], r
 
 
@@ -181,8 +209,9 @@ def test_persistent_form_compiles_for_sm90(head_dim, regs):
 def test_dynamic_schedule_compiles_for_sm90(head_dim):
     """The persistent form's dynamic schedule (the default at head_dim 64): one atomic per tile in the producer,
     the index handed over through shared memory; no spills without a mask."""
+    nc = ("--consumers", "3") if head_dim == 64 else ()  # 1000 keys: head_dim 64 would take two
     r = _inspect("--d", str(head_dim), "--causal", "0", "--set", "FWD_GLUON_PERSISTENT=1", "--set",
-                 "GLUON_DYNAMIC_SCHEDULE=1")
+                 "GLUON_DYNAMIC_SCHEDULE=1", *nc)
     assert r["ldl"] == 0 and r["stl"] == 0 and r["shared"] <= SMEM_LIMIT, r
 
 
@@ -305,7 +334,8 @@ def test_persistent_out_smem_compiles_for_sm90(tmp_path):
 def test_persistent_out_smem_v_compiles_for_sm90(tmp_path):
     """``configs.GLUON_PERSISTENT_OUT_SMEM_V``: three consumers at head_dim 64, each with its own TMA store (the
     third through the V tile), without spills at 160 registers per consumer thread."""
-    r = _inspect("--d", "64", "--causal", "0", "--set", "GLUON_PERSISTENT_OUT_SMEM_V=1", "--dump", str(tmp_path))
+    r = _inspect("--d", "64", "--causal", "0", "--consumers", "3", "--set", "GLUON_PERSISTENT_OUT_SMEM_V=1", "--dump",
+                 str(tmp_path))
     assert r["ldl"] == 0 and r["stl"] == 0 and r["stack"] == 0, r
     assert r["shared"] <= SMEM_LIMIT, r
     assert "".join(p.read_text() for p in tmp_path.glob("*.sass")).count("UTMASTG") >= 3
