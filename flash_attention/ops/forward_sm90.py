@@ -20,11 +20,11 @@ Two forms share that loop (``_attend``). The one-tile form launches a program pe
 persistent form (``_attn_fwd_sm90_persistent``) launches one program per SM, which walks a list of query tiles with
 its barriers and K/V ring carried from one to the next: the next tile's Q and first K/V tiles load while the current
 one finishes, and at head_dim 64 three consumers share a 192-row tile (two on 128-row tiles for short rows:
-``consumers_for``). Which form runs is measured policy
-(``configs.forward_gluon_persistent``, benchmarks/NOTES.md entries 29 and 32): the persistent form without a mask (and for
-dropout without a causal mask); under a causal mask its tiles differ in work, and programs that take them by rounds drift apart across heads and
-lose the L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So head_dim 64 without
-a mask, and causal calls beyond 4K keys, take their tiles from an atomic counter in the list's order
+``consumers_for``). Which form runs is measured policy (``configs.forward_gluon_persistent``, benchmarks/NOTES.md
+entries 29, 32 and 84): the persistent form without a mask, and under a causal mask but for dropout there. Under a
+causal mask its tiles differ in work, and programs that take them by rounds drift apart across heads and lose the
+L2 reuse of K and V that the hardware's in-order scheduling of one-tile programs keeps. So head_dim 64 without a
+mask, and causal calls beyond 4K keys, take their tiles from an atomic counter in the list's order
 (``configs.forward_gluon_dynamic``), which keeps the programs on neighbouring tiles as the hardware does (NOTES
 entry 78). ``tile_per_program`` (the persistent kernel with one program per tile) remains an A/B option.
 
