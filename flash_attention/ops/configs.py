@@ -148,6 +148,15 @@ GLUON_FWD_DROPOUT = True
 # H200, bf16, p = 0.1, 8K keys, off / on (results/sweeps/h200-2026-12-03zz-fwd-dropout-early-ab-bf16.csv): head_dim
 # 128 465-480 / 455-459 TFLOPS, causal 439-451 / 389-393; head_dim 64 324-327 / 295. Slower: off (NOTES 68, 70).
 GLUON_FWD_DROPOUT_EARLY = False
+# Dropout's keep decisions made four keys per Philox word at once and applied to the 16-bit probabilities two keys
+# per register (forward_sm90.keep_pairs: about 3.5 integer instructions per two keys instead of an unpacked byte, a
+# compare and a select per key). Prepared in the seventeenth session, not yet run on a GPU: off until measured
+# (benchmarks/scripts/round_2026_12_05b.sh, NOTES entry 89).
+GLUON_FWD_DROPOUT_PAIRS = False
+# Each Philox round's high and low products from one 32 x 32 -> 64-bit multiply in the Gluon forward
+# (forward_sm90._philox): compiled for sm_90 the two products are two instructions (IMAD.HI.U32 and IMAD), 4 calls x
+# 7 rounds x 2 per thread and 128-key tile. Prepared with the pair form, off until measured (NOTES entry 89).
+GLUON_FWD_PHILOX_WIDE = False
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
 GLUON_ALIBI_SPLIT: bool | None = None

@@ -89,9 +89,18 @@ def dropout_layout(n):
 
 
 @gluon.jit
-def _philox(seed, counters, ROUNDS: gl.constexpr):
+def _mul_wide(x, m):
+    """``(umulhi(x, m), x * m)`` from one 32 x 32 -> 64-bit multiply (``mul.wide.u32``), where ``umulhi`` and ``*``
+    compile to two (``IMAD.HI.U32`` and ``IMAD``)."""
+    return gl.inline_asm_elementwise("{ .reg .b64 t; mul.wide.u32 t, $2, $3; mov.b64 {$1, $0}, t; }",
+                                     "=r,=r,r,r", [x, m], dtype=(gl.uint32, gl.uint32), is_pure=True, pack=1)
+
+
+@gluon.jit
+def _philox(seed, counters, ROUNDS: gl.constexpr, WIDE: gl.constexpr = False):
     """Philox4x32 of 64-bit ``counters`` under the 64-bit key ``seed``, ``ROUNDS`` rounds: the four words Triton's
-    ``tl.randint4x(seed, counters, ROUNDS)`` returns (the tl kernels regenerate these draws)."""
+    ``tl.randint4x(seed, counters, ROUNDS)`` returns (the tl kernels regenerate these draws). ``WIDE``: each round's
+    high and low products from one wide multiply (``configs.GLUON_FWD_PHILOX_WIDE``); the same words."""
     key = seed.to(gl.uint64)
     k0 = (key & 0xFFFFFFFF).to(gl.uint32)
     k1 = ((key >> 32) & 0xFFFFFFFF).to(gl.uint32)
@@ -105,33 +114,41 @@ def _philox(seed, counters, ROUNDS: gl.constexpr):
     for _ in gl.static_range(ROUNDS):
         _c0 = c0
         _c2 = c2
-        c0 = gl.umulhi(_c2, mul_b) ^ c1 ^ k0
-        c2 = gl.umulhi(_c0, mul_a) ^ c3 ^ k1
-        c1 = _c2 * mul_b
-        c3 = _c0 * mul_a
+        if WIDE:
+            hi_b, lo_b = _mul_wide(_c2, mul_b)
+            hi_a, lo_a = _mul_wide(_c0, mul_a)
+            c0 = hi_b ^ c1 ^ k0
+            c2 = hi_a ^ c3 ^ k1
+            c1 = lo_b
+            c3 = lo_a
+        else:
+            c0 = gl.umulhi(_c2, mul_b) ^ c1 ^ k0
+            c2 = gl.umulhi(_c0, mul_a) ^ c3 ^ k1
+            c1 = _c2 * mul_b
+            c3 = _c0 * mul_a
         k0 = k0 + 0x9E3779B9
         k1 = k1 + 0xBB67AE85
     return c0, c1, c2, c3
 
 
 @gluon.jit
-def dropout_words(row0, start, N: gl.constexpr, drop):
+def dropout_words(row0, start, N: gl.constexpr, drop, WIDE: gl.constexpr = False):
     """The four Philox words of each call of a [64, N] score tile (query rows from ``row0``, keys from ``start``,
     a multiple of 64), ``[64, N // 16]`` each in ``dropout_layout(N)``; ``drop`` = (seed, Philox counter of this
-    head's row 0, counters per row, 8-bit threshold)."""
+    head's row 0, counters per row, 8-bit threshold); ``WIDE``: ``_philox``'s."""
     seed, philox_base, philox_stride, _ = drop
     c_layout: gl.constexpr = dropout_layout(N)
     rows = row0 + gl.arange(0, 64, layout=gl.SliceLayout(1, c_layout))
     calls = (start // 64) * 4 + gl.arange(0, N // 16, layout=gl.SliceLayout(0, c_layout))
     counters = philox_base + rows.to(gl.int64)[:, None] * philox_stride + calls[None, :]
-    return _philox(seed, counters, DROPOUT_ROUNDS)
+    return _philox(seed, counters, DROPOUT_ROUNDS, WIDE)
 
 
 @gluon.jit
-def dropout_draws(row0, start, N: gl.constexpr, drop):
+def dropout_draws(row0, start, N: gl.constexpr, drop, WIDE: gl.constexpr = False):
     """The 8-bit draws (as uint32) of a [64, N] score tile (query rows from ``row0``, keys from ``start``, a
     multiple of 64) in the accumulator layout ``mma_layout(N)``, unpacked from ``dropout_words`` in registers."""
-    return unpack_draws(dropout_words(row0, start, N, drop), N)
+    return unpack_draws(dropout_words(row0, start, N, drop, WIDE), N)
 
 
 @gluon.jit
@@ -171,15 +188,87 @@ def select_kept(draws, drop_thresh, kept, dropped):
 
 
 @gluon.jit
-def _dropout(p, row0, start, drop, words=None):
+def _dropout(p, row0, start, drop, words=None, WIDE: gl.constexpr = False):
     """``p`` (a [64, n] tile in the accumulator layout: rows from ``row0``, keys from ``start``) with its dropped
     keys zeroed (``dropout_draws`` against the threshold); ``words``: that tile's ``dropout_words``, where the
-    caller drew them ahead (``DROPOUT`` 2 in ``_attend``)."""
+    caller drew them ahead (``DROPOUT & 2`` in ``_attend``)."""
     if words is None:
-        draws = dropout_draws(row0, start, p.shape[1], drop)
+        draws = dropout_draws(row0, start, p.shape[1], drop, WIDE)
     else:
         draws = unpack_draws(words, p.shape[1])
     return select_kept(draws, drop[3], p, gl.zeros_like(p))
+
+
+# Dropout's keep decisions on pairs of keys (``configs.GLUON_FWD_DROPOUT_PAIRS``). A pair of keys 8 g + 2 t + e
+# (e < 2) of a thread's accumulator takes bytes 2 (g % 2) + e of one Philox word (``unpack_draws``), and the same
+# pair sits in one 32-bit register once the probabilities are converted to 16 bits. So each word is compared with
+# the threshold four bytes at once (the low seven bits of each byte by a subtraction that cannot borrow across
+# bytes, the top bits by one three-input logic operation: LUT 0xB2 = (w & ~t) | (~(w ^ t) & d) on each byte's top
+# bit), each half of the word is spread into a pair mask (``prmt`` with the sign-replicating selector: 0xFFFF where
+# the byte's top bit is set), and the pair is ANDed with it: about 3.5 integer instructions per two keys, against
+# an unpacked byte, a compare and a select per key.
+_KEEP_PAIRS_ASM = gl.constexpr("{ .reg .b32 t; or.b32 t, $2, 0x80808080; sub.u32 t, t, $4; "
+                                "lop3.b32 t, $2, $3, t, 0xB2; prmt.b32 $0, t, 0, 0x9988; prmt.b32 $1, t, 0, 0xBBAA; }")
+
+
+@gluon.jit
+def _word_pairs(word, thresh, low7):
+    """A Philox word's two pair masks (its low half's keys, its high half's): ``keep_pairs``."""
+    return gl.inline_asm_elementwise(_KEEP_PAIRS_ASM, "=r,=r,r,r,r", [word, thresh, low7],
+                                     dtype=(gl.uint32, gl.uint32), is_pure=True, pack=1)
+
+
+@gluon.jit
+def keep_pairs(words, drop_thresh, N: gl.constexpr):
+    """The keep masks of a [64, N] tile from its ``dropout_words``, uint32 in ``mma_layout(N)``: each key's value is
+    its pair's mask (low half 0xFFFF if key 8 g + 2 t is kept, high half likewise for the key after it)."""
+    r0, r1, r2, r3 = words
+    # The threshold (at most 255: scores.dropout_threshold) in every byte.
+    thresh = gl.full(r0.shape, drop_thresh, gl.uint32, r0.type.layout) * 0x01010101
+    low7 = thresh & 0x7F7F7F7F
+    lo0, hi0 = _word_pairs(r0, thresh, low7)
+    lo1, hi1 = _word_pairs(r1, thresh, low7)
+    lo2, hi2 = _word_pairs(r2, thresh, low7)
+    lo3, hi3 = _word_pairs(r3, thresh, low7)
+    # The words in draw order r0, r1, r2, r3 and each word's halves low first, as ``unpack_draws`` lays them out.
+    lo4 = gl.reshape(gl.join(gl.join(lo0, lo2), gl.join(lo1, lo3)), [64, N // 16, 4])
+    hi4 = gl.reshape(gl.join(gl.join(hi0, hi2), gl.join(hi1, hi3)), [64, N // 16, 4])
+    pairs = gl.reshape(gl.join(lo4, hi4), [64, N // 16, 8])
+    keys = gl.reshape(gl.join(pairs, pairs), [64, N // 64, 4, 8, 2])  # (span, t, g, e): both keys of a pair
+    keys = gl.reshape(gl.permute(keys, (0, 1, 3, 2, 4)), [64, N])
+    return gl.convert_layout(keys, mma_layout(N))
+
+
+@gluon.jit
+def and_pairs(p16, keep):
+    """``p16`` (16-bit probabilities) with the dropped keys zeroed: one AND per register of two (``keep_pairs``;
+    both keys of a register carry the same mask, so either one's serves)."""
+    return gl.inline_asm_elementwise("and.b32 $0, $1, $2;", "=r,r,r,r", [p16, keep], dtype=p16.dtype,
+                                     is_pure=True, pack=2)
+
+
+@gluon.jit
+def _drop_keep(p, row0, start, drop, words, DROPOUT: gl.constexpr):
+    """Dropout on a [64, n] score tile where the tile's draws are used: ``(p, keep)``, with ``p`` zeroed at the
+    dropped keys (``_dropout``), or, with the pair form (``DROPOUT & 4``), ``p`` as is and ``keep`` its pair
+    masks for ``_to_operand``; ``words``: the tile's Philox words where the caller drew them ahead."""
+    keep = 0
+    if DROPOUT & 4:
+        if words is None:
+            words = dropout_words(row0, start, p.shape[1], drop, DROPOUT & 8)
+        keep = keep_pairs(words, drop[3], p.shape[1])
+    elif DROPOUT:
+        p = _dropout(p, row0, start, drop, words, DROPOUT & 8)
+    return p, keep
+
+
+@gluon.jit
+def _to_operand(p, dtype: gl.constexpr, keep, DROPOUT: gl.constexpr):
+    """The probabilities in the products' 16-bit type, the pair form's dropped keys zeroed there."""
+    p16 = p.to(dtype)
+    if DROPOUT & 4:
+        p16 = and_pairs(p16, keep)
+    return p16
 
 
 @gluon.jit
@@ -327,10 +416,13 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
     ``i`` counts the K/V stages taken so far (the ring carries on across a persistent program's tiles); returns
     ``(acc, m_i, l_i, i)``. With ``RELEASE_Q`` the consumer tells the producer once its last read of Q is done
     (before the last ``P V``), so the next tile's Q can land while this one finishes. ``DROPOUT``: the products
-    take the probabilities with dropped keys zeroed (``_dropout``), the row sums all of them; ``DROPOUT`` 2
-    (``configs.GLUON_FWD_DROPOUT_EARLY``) draws each tile's Philox words right after issuing its products, before
-    waiting for S, so the generator's integer work overlaps the tensor cores' ``Q K^T`` as well as ``P V`` (the
-    words, 16 registers per thread at 128 keys, are unpacked after the softmax as before). ``HOLD_LAST``: the last
+    take the probabilities with dropped keys zeroed (``_dropout``), the row sums all of them. ``DROPOUT`` is a set
+    of bits: 1 on; 2 (``configs.GLUON_FWD_DROPOUT_EARLY``) draws each tile's Philox words right after issuing its
+    products, before waiting for S, so the generator's integer work overlaps the tensor cores' ``Q K^T`` as well as
+    ``P V`` (the words, 16 registers per thread at 128 keys, are unpacked after the softmax as before); 4
+    (``configs.GLUON_FWD_DROPOUT_PAIRS``) zeroes the dropped keys on the 16-bit probabilities, two per register
+    (``keep_pairs``); 8 (``configs.GLUON_FWD_PHILOX_WIDE``) takes each Philox round's products from one wide
+    multiply (``_philox``). ``HOLD_LAST``: the last
     K/V stage is not released here (the persistent form's output passes through its K half; ``_compute_tile``)."""
     dtype: gl.constexpr = q.dtype
     s_layout: gl.constexpr = mma_layout(BLOCK_N)
@@ -345,9 +437,8 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
                            use_acc=False)
         p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, lo, full_lo, full_hi, offs_m, row0, seqlen_k, diag, win_left,
                                       win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
-        if DROPOUT:
-            p = _dropout(p, row0, lo, drop)
-        pa = gl.convert_layout(p.to(dtype), p_layout)
+        p, keep = _drop_keep(p, row0, lo, drop, None, DROPOUT)
+        pa = gl.convert_layout(_to_operand(p, dtype, keep, DROPOUT), p_layout)
         if PINGPONG:
             if CID == 1:
                 mbarrier.arrive(turn.index(0), count=1)  # consumer 0 issues first
@@ -367,17 +458,16 @@ def _attend(q, k_smem, v_smem, k_ready, v_ready, kv_empty, turn, q_empty, i, lo,
             if PINGPONG:
                 mbarrier.arrive(turn.index(1 - CID), count=1)
             words = None
-            if DROPOUT == 2:
-                words = dropout_words(row0, start, BLOCK_N, drop)
+            if DROPOUT & 2:
+                words = dropout_words(row0, start, BLOCK_N, drop, DROPOUT & 8)
             qk, pa = warpgroup_mma_wait(num_outstanding=1, deps=(qk, pa))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, row0, seqlen_k, diag,
                                           win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
-            if DROPOUT:
-                p = _dropout(p, row0, start, drop, words)
+            p, keep = _drop_keep(p, row0, start, drop, words, DROPOUT)
             acc, pa = warpgroup_mma_wait(num_outstanding=0, deps=(acc, pa))
             mbarrier.arrive(kv_empty.index(prev), count=1)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-            pa = gl.convert_layout(p.to(dtype), p_layout)
+            pa = gl.convert_layout(_to_operand(p, dtype, keep, DROPOUT), p_layout)
             i += 1
         if RELEASE_Q:
             mbarrier.arrive(q_empty, count=1)
@@ -446,10 +536,9 @@ def _consumer(o_desc, Lse, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_e
             qk = warpgroup_mma_wait(num_outstanding=0, deps=(qk,))
             p, alpha, m_i, l_i = _softmax(qk, m_i, l_i, start, full_lo, full_hi, offs_m, r0, seqlen_k, diag,
                                           win_left, win_right, slope2, qk_scale, CAUSAL, WINDOW, ALIBI, ALIBI_SPLIT)
-            if DROPOUT:
-                p = _dropout(p, r0, start, drop)
+            p, keep = _drop_keep(p, r0, start, drop, None, DROPOUT)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-            pa = gl.convert_layout(p.to(dtype), p_layout)
+            pa = gl.convert_layout(_to_operand(p, dtype, keep, DROPOUT), p_layout)
             mbarrier.wait(v_ready.index(s), phase)
             acc = warpgroup_mma(pa, v_smem.index(s).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
@@ -948,6 +1037,7 @@ def policy_switches() -> tuple:
     return (configs.GLUON_FWD_BANDS, configs.GLUON_ALIBI_SPLIT, configs.FWD_GLUON, configs.GLUON_D64_MIN_SEQLEN,
             configs.GLUON_BLOCK_N, configs.GLUON_OVERLAP, configs.GLUON_PINGPONG, configs.FWD_GLUON_PERSISTENT,
             configs.GLUON_PERSISTENT_BANDS, configs.GLUON_FWD_DROPOUT, configs.GLUON_FWD_DROPOUT_EARLY,
+            configs.GLUON_FWD_DROPOUT_PAIRS, configs.GLUON_FWD_PHILOX_WIDE,
             configs.GLUON_D64_PERSISTENT_MIN_SEQLEN, configs.GLUON_DYNAMIC_SCHEDULE,
             configs.GLUON_CAUSAL_ROUNDS_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM,
             configs.GLUON_PERSISTENT_OUT_SMEM_V, configs.GLUON_D64_DROPOUT_MIN_SEQLEN,
@@ -1003,6 +1093,16 @@ def consumers_for(head_dim: int, f: Optional[Features] = None, seqlen_k: int = 0
     return 3
 
 
+def dropout_bits(dropout_p: float) -> int:
+    """The kernels' ``DROPOUT`` constexpr: 0 without dropout, else 1 plus 2 for the early draws
+    (``configs.GLUON_FWD_DROPOUT_EARLY``), 4 for the pair form (``configs.GLUON_FWD_DROPOUT_PAIRS``) and 8 for the
+    wide multiplies (``configs.GLUON_FWD_PHILOX_WIDE``)."""
+    if dropout_p <= 0:
+        return 0
+    return (1 | (2 if configs.GLUON_FWD_DROPOUT_EARLY else 0) | (4 if configs.GLUON_FWD_DROPOUT_PAIRS else 0)
+            | (8 if configs.GLUON_FWD_PHILOX_WIDE else 0))
+
+
 def out_smem(nc: int, block_n: int, f: Features) -> bool:
     """Whether the persistent form's output passes through the tile's last K/V stage: its ``nc * 64`` rows in the K
     tile (``configs.GLUON_PERSISTENT_OUT_SMEM``), or past it in the V tile too (``configs.GLUON_PERSISTENT_OUT_SMEM_V``,
@@ -1053,7 +1153,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     # A window folds the causal mask into its right side.
     bands = dict(CAUSAL=f.causal and not window, WINDOW=window, ALIBI=f.alibi_slopes is not None,
                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal),
-                 DROPOUT=(2 if configs.GLUON_FWD_DROPOUT_EARLY else 1) if f.dropout_p > 0 else 0)
+                 DROPOUT=dropout_bits(f.dropout_p))
     # Seed, Philox offset, counters per row, 8-bit threshold and output scale (ops/scores.py; unused without it).
     drop = ((int(f.seed), int(f.offset), dropout_row_stride(seqlen_k), dropout_threshold(f.dropout_p),
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))

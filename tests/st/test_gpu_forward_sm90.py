@@ -282,7 +282,40 @@ def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
             check_api(flash_attn_func, case, dtype, "cuda")
     kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
     fwd = [c for c in m.call_args_list if c.args[0] in kernels]
-    assert fwd and all(c.args[3]["DROPOUT"] == 2 for c in fwd)
+    assert fwd and all(c.args[3]["DROPOUT"] & 2 for c in fwd)
+    assert torch.equal(out0, out1) and torch.equal(lse0, lse1)
+
+
+@pytest.mark.parametrize("switches", [dict(GLUON_FWD_DROPOUT_PAIRS=True), dict(GLUON_FWD_PHILOX_WIDE=True),
+                                      dict(GLUON_FWD_DROPOUT_PAIRS=True, GLUON_FWD_PHILOX_WIDE=True),
+                                      dict(GLUON_FWD_DROPOUT_PAIRS=True, GLUON_FWD_DROPOUT_EARLY=True)],
+                         ids=["pairs", "wide", "pairs_wide", "pairs_early"])
+@pytest.mark.parametrize("persistent", [False, True], ids=["one_tile", "persistent"])
+@pytest.mark.parametrize("case,dtype", DROPOUT_CASES, ids=str)
+def test_gluon_forward_dropout_pairs_wide(case, dtype, persistent, switches, gluon_calls):
+    """``configs.GLUON_FWD_DROPOUT_PAIRS`` (the keep decisions four draws per word, applied to the 16-bit
+    probabilities two per register) and ``configs.GLUON_FWD_PHILOX_WIDE`` (each round's products from one wide
+    multiply): the same draws and the same kept probabilities, so the output and lse equal the default's bit for
+    bit (the threshold of p = 0.5 is 128, the byte's top bit alone; 0.1 and 0.15 test the low seven bits too)."""
+    from flash_attention.features import Features
+    from flash_attention.ops.forward import attention_forward
+    from flash_attention.testing import random_inputs
+
+    q, k, v = random_inputs(case, dtype, "cuda")[:3]
+    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
+    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
+                 dropout_p=case.dropout_p, seed=11, offset=3)
+    with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
+            mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
+        out0, lse0 = attention_forward(q, k, v, f)
+        with mock.patch.multiple(configs, **switches), \
+                mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
+            out1, lse1 = attention_forward(q, k, v, f)
+    kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
+    fwd = [c for c in m.call_args_list if c.args[0] in kernels]
+    bits = forward_sm90.dropout_bits(case.dropout_p)  # outside the patch: the default's
+    want = (4 if "GLUON_FWD_DROPOUT_PAIRS" in switches else 0) | (8 if "GLUON_FWD_PHILOX_WIDE" in switches else 0)
+    assert bits == 1 and fwd and all(c.args[3]["DROPOUT"] & want == want for c in fwd)
     assert torch.equal(out0, out1) and torch.equal(lse0, lse1)
 
 

@@ -369,3 +369,74 @@ def test_out_smem_policy():
         assert forward_sm90.out_smem(3, 128, plain)
     with mock.patch.object(configs, "GLUON_PERSISTENT_OUT_SMEM", False):
         assert not forward_sm90.out_smem(2, 128, plain)
+
+
+def _lop3(a: int, b: int, c: int, lut: int) -> int:
+    """PTX ``lop3.b32``: each result bit is bit ``4 a + 2 b + c`` of ``lut`` (LUT index as PTX defines it:
+    a = 0xF0, b = 0xCC, c = 0xAA)."""
+    out = 0
+    for bit in range(32):
+        idx = (((a >> bit) & 1) << 2) | (((b >> bit) & 1) << 1) | ((c >> bit) & 1)
+        out |= ((lut >> idx) & 1) << bit
+    return out
+
+
+def _prmt(a: int, b: int, sel: int) -> int:
+    """PTX ``prmt.b32`` in its default mode: result byte i is byte ``sel[i] & 7`` of ``{b, a}``, or, when
+    ``sel[i] & 8``, that byte's top bit replicated over the byte."""
+    src = a | (b << 32)
+    out = 0
+    for i in range(4):
+        nib = (sel >> (4 * i)) & 0xF
+        byte = (src >> (8 * (nib & 7))) & 0xFF
+        if nib & 8:
+            byte = 0xFF if byte & 0x80 else 0
+        out |= byte << (8 * i)
+    return out
+
+
+def _keep_pairs_emulated(word: int, thresh: int) -> tuple:
+    """forward_sm90._KEEP_PAIRS_ASM, instruction by instruction."""
+    t4 = thresh * 0x01010101
+    t = word | 0x80808080
+    t = (t - (t4 & 0x7F7F7F7F)) & 0xFFFFFFFF
+    t = _lop3(word, t4, t, 0xB2)
+    return _prmt(t, 0, 0x9988), _prmt(t, 0, 0xBBAA)
+
+
+def test_keep_pairs_asm_is_a_bytewise_compare():
+    """The pair form's keep masks (``forward_sm90.keep_pairs``) equal ``draw >= threshold`` per byte, the low byte
+    of each half in the low 16 bits, for every threshold the library makes and draws at and around it. (The
+    kernel itself is compared bit for bit with the default form on the GPU: ``test_gluon_forward_dropout_pairs_wide``.)"""
+    import random
+
+    from flash_attention.ops.scores import dropout_threshold
+    assert "0x9988" in forward_sm90._KEEP_PAIRS_ASM.value and "0xB2" in forward_sm90._KEEP_PAIRS_ASM.value
+    rng = random.Random(0)
+    thresholds = sorted({dropout_threshold(p / 100) for p in range(100)} | {0, 1, 127, 128, 129, 254, 255})
+    for thresh in thresholds:
+        near = [b & 0xFF for b in (thresh - 1, thresh, thresh + 1, 0, 0x7F, 0x80, 0xFF)]
+        for _ in range(200):
+            draws = [rng.choice(near) if rng.random() < 0.5 else rng.randrange(256) for _ in range(4)]
+            word = sum(d << (8 * i) for i, d in enumerate(draws))
+            lo, hi = _keep_pairs_emulated(word, thresh)
+            for mask, (d0, d1) in ((lo, draws[0:2]), (hi, draws[2:4])):
+                assert mask & 0xFFFF == (0xFFFF if d0 >= thresh else 0), (thresh, draws)
+                assert mask >> 16 == (0xFFFF if d1 >= thresh else 0), (thresh, draws)
+
+
+@pytest.mark.parametrize("head_dim,causal", [(128, 0), (64, 1)])
+def test_dropout_pairs_and_wide_compile_for_sm90(head_dim, causal, tmp_path):
+    """``configs.GLUON_FWD_DROPOUT_PAIRS`` and ``GLUON_FWD_PHILOX_WIDE`` compiled for sm_90: no more spills than the
+    default dropout kernel, no per-key select left (``SEL``), the rounds' products as wide multiplies, and fewer
+    instructions in all (head_dim 128 without a mask: 5648 -> 5272)."""
+    base = ("--d", str(head_dim), "--causal", str(causal), "--seqlen", "8192", "--dropout", "0.1")
+    r0 = _inspect(*base, "--dump", str(tmp_path / "0"))
+    r1 = _inspect(*base, "--set", "GLUON_FWD_DROPOUT_PAIRS=1", "--set", "GLUON_FWD_PHILOX_WIDE=1", "--dump",
+                  str(tmp_path / "1"))
+    sass = ["".join(p.read_text() for p in (tmp_path / d).glob("*.sass")) for d in ("0", "1")]
+    assert r1["ldl"] <= r0["ldl"] and r1["stl"] <= r0["stl"], (r0, r1)
+    assert r1["sass_instructions"] < r0["sass_instructions"], (r0, r1)
+    assert " SEL " in sass[0] and " SEL " not in sass[1]
+    assert sass[1].count("IMAD.WIDE.U32") > sass[0].count("IMAD.WIDE.U32") + 100
+    assert sass[1].count("IMAD.HI.U32") < sass[0].count("IMAD.HI.U32") - 100
