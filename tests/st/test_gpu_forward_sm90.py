@@ -257,6 +257,18 @@ def test_gluon_forward_dropout(case, dtype, persistent, gluon_calls):
     assert all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
 
 
+def _direct_inputs(case: AttnCase, dtype: torch.dtype) -> tuple:
+    """``(q, k, v, features)`` of a case for direct forward calls (a fixed dropout seed and Philox offset)."""
+    from flash_attention.features import Features
+    from flash_attention.testing import random_inputs
+
+    q, k, v = random_inputs(case, dtype, "cuda")[:3]
+    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
+    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
+                 dropout_p=case.dropout_p, seed=11, offset=3)
+    return q, k, v, f
+
+
 @pytest.mark.parametrize("persistent", [False, True], ids=["one_tile", "persistent"])
 @pytest.mark.parametrize("case,dtype", DROPOUT_CASES[:4], ids=str)
 def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
@@ -264,14 +276,10 @@ def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
     and the same arithmetic, so the output and lse equal the default's bit for bit; and the pattern passes
     ``check_api`` against the float64 reference as the default's does."""
     from flash_attention import flash_attn_func
-    from flash_attention.features import Features
     from flash_attention.ops.forward import attention_forward
-    from flash_attention.testing import check_api, random_inputs
+    from flash_attention.testing import check_api
 
-    q, k, v = random_inputs(case, dtype, "cuda")[:3]
-    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
-    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
-                 dropout_p=case.dropout_p, seed=11, offset=3)
+    q, k, v, f = _direct_inputs(case, dtype)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
             mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
         with mock.patch.object(configs, "GLUON_FWD_DROPOUT_EARLY", False):
@@ -297,14 +305,9 @@ def test_gluon_forward_dropout_pairs_wide(case, dtype, persistent, switches, glu
     probabilities two per register) and ``configs.GLUON_FWD_PHILOX_WIDE`` (each round's products from one wide
     multiply): the same draws and the same kept probabilities, so the output and lse equal the default's bit for
     bit (the threshold of p = 0.5 is 128, the byte's top bit alone; 0.1 and 0.15 test the low seven bits too)."""
-    from flash_attention.features import Features
     from flash_attention.ops.forward import attention_forward
-    from flash_attention.testing import random_inputs
 
-    q, k, v = random_inputs(case, dtype, "cuda")[:3]
-    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
-    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
-                 dropout_p=case.dropout_p, seed=11, offset=3)
+    q, k, v, f = _direct_inputs(case, dtype)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
             mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
         out0, lse0 = attention_forward(q, k, v, f)
@@ -359,14 +362,9 @@ def test_persistent_out_smem_v(case, dtype, persistent_calls):
 
 
 def _check_out_smem(case, dtype, persistent_calls, switch, nc):
-    from flash_attention.features import Features
     from flash_attention.ops.forward import attention_forward
-    from flash_attention.testing import random_inputs
 
-    q, k, v = random_inputs(case, dtype, "cuda")[:3]
-    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
-    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
-                 dropout_p=case.dropout_p, seed=11, offset=3)
+    q, k, v, f = _direct_inputs(case, dtype)
     outs = {}
     for on in (False, True):
         with mock.patch.object(configs, switch, on):
