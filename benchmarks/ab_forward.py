@@ -77,7 +77,8 @@ def main() -> None:
                               flush=True)
                         continue
                     rows.append(dict(dtype=dname, d=d, causal=int(causal), seqlen=s, window=window[0],
-                                     alibi=int(sh.alibi), dropout=sh.dropout, **{args.switch: on}, rep=rep // 2, cfg=str(cfg), ms=t,
+                                     alibi=int(sh.alibi), dropout=sh.dropout, **{args.switch: on}, rep=rep // 2,
+                                     cfg=str(cfg), ms=t,
                                      fwd_tflops=fl / t * 1e-9,
                                      cudnn_tflops=fl / t_cudnn * 1e-9, vs_cudnn=t_cudnn / t, max_diff=diff))
                     print(rows[-1], flush=True)

@@ -7,6 +7,7 @@ one process on the GPU, 16K tokens, hidden 2048, for several key-tile sizes and 
 from __future__ import annotations
 
 import argparse
+import csv
 from typing import Dict, List, Tuple
 
 import torch
@@ -42,14 +43,27 @@ def parse_variants(text: str) -> Dict[int, List[Tuple[int, int, bool, bool, bool
     return out
 
 
+def summarize(path: str) -> None:
+    """One short line per row of an ab_gluon CSV (for the device calls' output)."""
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            print(r["dtype"], r["causal"], r["seqlen"], f'nc{r["consumers"]} dyn{r["dynamic"]}',
+                  f'gluon {float(r["gluon_tflops"]):.0f}', f'tl {float(r["tl_tflops"]):.0f}',
+                  f'cudnn {float(r["cudnn_tflops"]):.0f}', f'diff {float(r["max_diff"]):.3g}')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="ab-gluon.csv")
+    ap.add_argument("--summarize", metavar="CSV", help="print a CSV this script wrote, a short line per row, and exit")
     ap.add_argument("--shapes", default="128:0:1024,128:0:4096,128:0:16384,128:1:1024,128:1:4096,128:1:16384,"
                                         "64:0:1024,64:0:16384,64:1:1024,64:1:16384")
     ap.add_argument("--variants", default="128=128x3+128x3o+128x3op;64=128x4o+128x4op")
     ap.add_argument("--dtypes", default="bf16")
     args = ap.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
     variants = parse_variants(args.variants)
     bench = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")  # noqa: E731
     rows = []

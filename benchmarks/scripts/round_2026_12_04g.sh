@@ -13,12 +13,7 @@ nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 (cd benchmarks && timeout 200 python ab_gluon.py --dtypes bf16,fp16 --shapes 64:0:1024,64:0:2048,64:1:1024,64:1:2048,64:1:4096 \
   --variants "64=128x0x2s+128x0x2d+128x0x3d" --out $R/$L-d64-two-consumers.csv > $R/$L-d64-two-consumers.log 2>&1)
 echo "two consumers exit $?"
-python - $R/$L-d64-two-consumers.csv <<'P'
-import csv, sys
-for r in csv.DictReader(open(sys.argv[1])):
-    print(r["dtype"], r["causal"], r["seqlen"], f'nc{r["consumers"]} dyn{r["dynamic"]}', f'gluon {float(r["gluon_tflops"]):.0f}',
-          f'tl {float(r["tl_tflops"]):.0f} cudnn {float(r["cudnn_tflops"]):.0f} diff {float(r["max_diff"]):.3g}')
-P
+python benchmarks/ab_gluon.py --summarize $R/$L-d64-two-consumers.csv
 (cd benchmarks && timeout 120 python ab_forward.py --switch FWD_GLUON_PERSISTENT --tiles default --dtypes bf16,fp16 \
   --shapes 128:1:8192,128:1:16384,128:1:8192:-1:0:1:0:10,128:1:16384:-1:0:1:0:10 --out $R/$L-causal-counter-ab.csv > $R/$L-causal-counter-ab.log 2>&1)
 echo "causal counter exit $?"; cut -d, -f1-4,7,11,13,14 $R/$L-causal-counter-ab.csv

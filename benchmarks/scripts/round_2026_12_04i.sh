@@ -14,12 +14,7 @@ nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
   --shapes 64:0:1024,64:0:4096,64:0:8192,64:0:16384,64:1:8192,64:1:16384 \
   --variants "64=128x0x2s+128x0x2d+128x0x3d" --out $R/$L-d64-two-consumers.csv > $R/$L-d64-two-consumers.log 2>&1)
 echo "two consumers exit $?"
-python - $R/$L-d64-two-consumers.csv <<'P'
-import csv, sys
-for r in csv.DictReader(open(sys.argv[1])):
-    print(r["dtype"], r["causal"], r["seqlen"], f'nc{r["consumers"]} dyn{r["dynamic"]}', f'gluon {float(r["gluon_tflops"]):.0f}',
-          f'tl {float(r["tl_tflops"]):.0f} cudnn {float(r["cudnn_tflops"]):.0f} diff {float(r["max_diff"]):.3g}')
-P
+python benchmarks/ab_gluon.py --summarize $R/$L-d64-two-consumers.csv
 (cd benchmarks && timeout 200 python ab_forward.py --switch FWD_GLUON_PERSISTENT --tiles default --dtypes bf16,fp16 \
   --shapes 128:1:2048:-1:0:1:0:10,128:1:4096:-1:0:1:0:10,128:0:8192:-1:0:1:0:10,64:0:8192:-1:0:1:0:10,64:1:8192:-1:0:1:0:10,64:1:16384:-1:0:1:0:10 \
   --out $R/$L-dropout-persistent-ab.csv > $R/$L-dropout-persistent-ab.log 2>&1)

@@ -16,6 +16,6 @@ done
 for i in 1 2 3; do
   (cd benchmarks && timeout 60 python ab_gluon.py --dtypes bf16 --shapes 64:1:1024,64:1:2048 --variants "64=128x0x2s" \
     --out $R/$L-d64-causal-1k-ab-$i.csv > $R/$L-d64-causal-1k-ab-$i.log 2>&1)
-  echo "ab $i exit $?"; cut -d, -f1-6,13,15,16 $R/$L-d64-causal-1k-ab-$i.csv | tail -2
+  echo "ab $i exit $?"; python benchmarks/ab_gluon.py --summarize $R/$L-d64-causal-1k-ab-$i.csv
 done
 cd $OUT && tar czf $L.tgz $L && rm -rf $L

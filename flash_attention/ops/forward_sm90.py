@@ -89,11 +89,13 @@ def dropout_layout(n):
 
 
 @gluon.jit
-def _mul_wide(x, m):
-    """``(umulhi(x, m), x * m)`` from one 32 x 32 -> 64-bit multiply (``mul.wide.u32``), where ``umulhi`` and ``*``
-    compile to two (``IMAD.HI.U32`` and ``IMAD``)."""
-    return gl.inline_asm_elementwise("{ .reg .b64 t; mul.wide.u32 t, $2, $3; mov.b64 {$1, $0}, t; }",
-                                     "=r,=r,r,r", [x, m], dtype=(gl.uint32, gl.uint32), is_pure=True, pack=1)
+def _mul_hi_lo(x, m, WIDE: gl.constexpr):
+    """``(umulhi(x, m), x * m)``: with ``WIDE`` from one 32 x 32 -> 64-bit multiply (``mul.wide.u32``), else as two
+    (``IMAD.HI.U32`` and ``IMAD``)."""
+    if WIDE:
+        return gl.inline_asm_elementwise("{ .reg .b64 t; mul.wide.u32 t, $2, $3; mov.b64 {$1, $0}, t; }",
+                                         "=r,=r,r,r", [x, m], dtype=(gl.uint32, gl.uint32), is_pure=True, pack=1)
+    return gl.umulhi(x, m), x * m
 
 
 @gluon.jit
@@ -114,18 +116,12 @@ def _philox(seed, counters, ROUNDS: gl.constexpr, WIDE: gl.constexpr = False):
     for _ in gl.static_range(ROUNDS):
         _c0 = c0
         _c2 = c2
-        if WIDE:
-            hi_b, lo_b = _mul_wide(_c2, mul_b)
-            hi_a, lo_a = _mul_wide(_c0, mul_a)
-            c0 = hi_b ^ c1 ^ k0
-            c2 = hi_a ^ c3 ^ k1
-            c1 = lo_b
-            c3 = lo_a
-        else:
-            c0 = gl.umulhi(_c2, mul_b) ^ c1 ^ k0
-            c2 = gl.umulhi(_c0, mul_a) ^ c3 ^ k1
-            c1 = _c2 * mul_b
-            c3 = _c0 * mul_a
+        hi_b, lo_b = _mul_hi_lo(_c2, mul_b, WIDE)
+        hi_a, lo_a = _mul_hi_lo(_c0, mul_a, WIDE)
+        c0 = hi_b ^ c1 ^ k0
+        c2 = hi_a ^ c3 ^ k1
+        c1 = lo_b
+        c3 = lo_a
         k0 = k0 + 0x9E3779B9
         k1 = k1 + 0xBB67AE85
     return c0, c1, c2, c3
@@ -152,15 +148,29 @@ def dropout_draws(row0, start, N: gl.constexpr, drop, WIDE: gl.constexpr = False
 
 
 @gluon.jit
+def _word_order(r0, r1, r2, r3, N: gl.constexpr):
+    """Per-word values of a [64, N] tile's calls in draw order, ``[64, N // 16, 4]``: draw d of a call lies in
+    word d // 4 (join stacks along a new last axis, so this interleaves to r0, r1, r2, r3)."""
+    return gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [64, N // 16, 4])
+
+
+@gluon.jit
+def _key_order(lo, hi, N: gl.constexpr):
+    """Per-half values ``[64, N // 16, 8]`` (word, half) split once more, ``lo`` for the first key of each pair and
+    ``hi`` for the second, as the [64, N] tile in ``mma_layout(N)``: key 64 span + 8 g + 2 t + e of draw 2 g + e."""
+    keys = gl.reshape(gl.join(lo, hi), [64, N // 64, 4, 8, 2])  # (span, t, g, e)
+    keys = gl.reshape(gl.permute(keys, (0, 1, 3, 2, 4)), [64, N])
+    return gl.convert_layout(keys, mma_layout(N))
+
+
+@gluon.jit
 def unpack_draws(words, N: gl.constexpr):
-    """``dropout_words``' four words of a [64, N] tile as its 8-bit draws (uint32) in ``mma_layout(N)``."""
+    """``dropout_words``' four words of a [64, N] tile as its 8-bit draws (uint32) in ``mma_layout(N)``: draw d of a
+    call is byte d % 2 of half (d // 2) % 2 of word d // 4."""
     r0, r1, r2, r3 = words
-    # Draw d of a call is byte d % 2 of half (d // 2) % 2 of word d // 4 (join stacks along a new last axis).
-    words = gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [64, N // 16, 4])
+    words = _word_order(r0, r1, r2, r3, N)
     halves = gl.reshape(gl.join(words & 0xFFFF, words >> 16), [64, N // 16, 8])
-    draws = gl.reshape(gl.join(halves & 0xFF, halves >> 8), [64, N // 64, 4, 8, 2])  # (span, t, g, e)
-    draws = gl.reshape(gl.permute(draws, (0, 1, 3, 2, 4)), [64, N])  # key 64 span + 8 g + 2 t + e
-    return gl.convert_layout(draws, mma_layout(N))
+    return _key_order(halves & 0xFF, halves >> 8, N)
 
 
 @gluon.constexpr_function
@@ -230,13 +240,10 @@ def keep_pairs(words, drop_thresh, N: gl.constexpr):
     lo1, hi1 = _word_pairs(r1, thresh, low7)
     lo2, hi2 = _word_pairs(r2, thresh, low7)
     lo3, hi3 = _word_pairs(r3, thresh, low7)
-    # The words in draw order r0, r1, r2, r3 and each word's halves low first, as ``unpack_draws`` lays them out.
-    lo4 = gl.reshape(gl.join(gl.join(lo0, lo2), gl.join(lo1, lo3)), [64, N // 16, 4])
-    hi4 = gl.reshape(gl.join(gl.join(hi0, hi2), gl.join(hi1, hi3)), [64, N // 16, 4])
-    pairs = gl.reshape(gl.join(lo4, hi4), [64, N // 16, 8])
-    keys = gl.reshape(gl.join(pairs, pairs), [64, N // 64, 4, 8, 2])  # (span, t, g, e): both keys of a pair
-    keys = gl.reshape(gl.permute(keys, (0, 1, 3, 2, 4)), [64, N])
-    return gl.convert_layout(keys, mma_layout(N))
+    # Each word's halves low first, as ``unpack_draws`` lays them out; both keys of a pair take its mask.
+    pairs = gl.reshape(gl.join(_word_order(lo0, lo1, lo2, lo3, N), _word_order(hi0, hi1, hi2, hi3, N)),
+                       [64, N // 16, 8])
+    return _key_order(pairs, pairs, N)
 
 
 @gluon.jit
@@ -1085,7 +1092,7 @@ def consumers_for(head_dim: int, f: Optional[Features] = None, seqlen_k: int = 0
     heavy = f is not None and (f.alibi_slopes is not None or f.dropout_p > 0)
     if head_dim > 64 or heavy:
         return 2
-    if f is not None and seqlen_k and tuple(f.window_size) == (-1, -1):
+    if f is not None and seqlen_k and not banded(f):  # ALiBi returned above, so: no window
         least = (configs.GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN if f.causal
                  else configs.GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN)
         if seqlen_k < least:
