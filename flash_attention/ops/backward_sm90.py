@@ -35,7 +35,8 @@ Dropout (``DROPOUT``) regenerates the forward's pattern (ops/scores.py). Its dra
 queries x keys accumulator, so each consumer draws its next tile's Philox words query-major while its current
 tile's last products run, leaves them in shared memory, and reads the bytes back transposed (``draws_t_layout``)
 when the tile starts; the mask goes into dP^T's starting values (``DROPPED`` where dropped), so nothing of it is
-held in registers while the products run.
+held in registers while the products run. ``DROPOUT`` 9 takes each Philox round's products from one wide
+multiply (``configs.GLUON_BWD_PHILOX_WIDE``), as the forward's bit 8 does; the same words.
 """
 
 from __future__ import annotations
@@ -172,13 +173,13 @@ def draws_t_layout():
 
 
 @gluon.jit
-def _store_draws(draws_smem, start, key0, drop):
+def _store_draws(draws_smem, start, key0, drop, WIDE: gl.constexpr = False):
     """Draw the dropout pattern of query tile ``start`` x this consumer's 64 keys from ``key0`` and leave its raw
     Philox words in ``draws_smem``. Drawn query-major, as the forward draws it (each Philox call's 16 draws land
     in one thread, and its four words go out as one 16-byte store); ``_load_draws`` reads the bytes back transposed,
     as the keys x queries tile here has them (a thread of which holds 2 keys of 16 queries, whose draws would take
     16 calls). Waits for the last read of the buffer first."""
-    r0, r1, r2, r3 = dropout_words(start, key0, ROWS, drop)
+    r0, r1, r2, r3 = dropout_words(start, key0, ROWS, drop, WIDE)
     # join stacks along a new last axis: this interleaves to r0, r1, r2, r3, word x of each call at 4 c + x.
     words = gl.reshape(gl.join(gl.join(r0, r2), gl.join(r1, r3)), [BLOCK_M, 16])
     gl.thread_barrier()
@@ -286,14 +287,14 @@ def _dropout_grads(pt, dpt, dropout_scale, delta):
 
 
 @gluon.jit
-def _next_draws(draws_smem, start, lo, hi, key0, drop, head_step):
+def _next_draws(draws_smem, start, lo, hi, key0, drop, head_step, WIDE: gl.constexpr = False):
     """``_store_draws`` for this consumer's next query tile: the next one of this head, else the first (``lo``) of
     the next head, whose counters start ``head_step`` further on."""
     nxt = start + BLOCK_M
     wrap = (nxt >= hi).to(gl.int32)
     seed, philox_base, philox_stride, drop_thresh = drop
     _store_draws(draws_smem, nxt + wrap * (lo - nxt), key0,
-                (seed, philox_base + wrap.to(gl.int64) * head_step, philox_stride, drop_thresh))
+                 (seed, philox_base + wrap.to(gl.int64) * head_step, philox_stride, drop_thresh), WIDE)
 
 
 @gluon.jit
@@ -423,14 +424,14 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
             mbarrier.wait(ds_ready.index(slot), (i // 2) & 1)
             dq = _dq_products(ds_all, k_smem, CID, HEAD_DIM, DQ_COLS, SPLIT_COLS)
             if DROPOUT:
-                _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
+                _next_draws(draws_smem, start, lo, hi, key0, drop, head_step, DROPOUT & 8)  # under the last products
             dv, dk, pa, dq = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dq))
             mbarrier.arrive(empty.index(s), count=1)
             _dq_reduce(_dq_scaled(dq, sm_scale, DQ_UNSCALED), dq_desc, dq_smem.index(CID), off_b, off_h, start,
                        CID * DQ_COLS)
         else:
             if DROPOUT:
-                _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
+                _next_draws(draws_smem, start, lo, hi, key0, drop, head_step, DROPOUT & 8)  # under the last products
             dv, dk, pa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa))
             mbarrier.arrive(empty.index(s), count=1)
             if i % 2 == CID:
@@ -442,7 +443,7 @@ def _bwd_tile(dk, dv, i, start, k, v, q_smem, do_smem, ds_smem, dq_smem, k_smem,
         dsa = gl.convert_layout(dst, a_layout)
         dk = warpgroup_mma(dsa, qt, dk, is_async=True)
         if DROPOUT:
-            _next_draws(draws_smem, start, lo, hi, key0, drop, head_step)  # while this tile's last products run
+            _next_draws(draws_smem, start, lo, hi, key0, drop, head_step, DROPOUT & 8)  # under the last products
         dv, dk, pa, dsa = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pa, dsa))
         mbarrier.arrive(empty.index(s), count=1)
     return dk, dv
@@ -493,7 +494,8 @@ def _bwd_consumer(dk_desc, dv_desc, dq_desc, Lse2, Delta, stride_lb, stride_lh, 
         # The first tile's draws; each tile makes the next one's while its last products run.
         draws_smem = draws_all[CID]
         head0 = off_b.to(gl.int64) * stride_lb + (off_hk * group).to(gl.int64) * stride_lh
-        _store_draws(draws_smem, lo, key0, (seed, philox_offset + head0 * philox_stride, philox_stride, drop_thresh))
+        _store_draws(draws_smem, lo, key0, (seed, philox_offset + head0 * philox_stride, philox_stride, drop_thresh),
+                     DROPOUT & 8)
     mbarrier.wait(kv_bar, 0)
     i = 0
     for g in range(0, group):
@@ -663,6 +665,14 @@ def covers_backward(dtype: torch.dtype, head_dim: int, f: Features) -> bool:
     return covers(dtype, head_dim, f, configs.GLUON_BWD_BANDS, configs.GLUON_BWD_DROPOUT)
 
 
+def dropout_bits(dropout_p: float) -> int:
+    """The kernel's ``DROPOUT`` constexpr: 0 without dropout, else 1 plus 8 for the Philox rounds' products from
+    one wide multiply each (``configs.GLUON_BWD_PHILOX_WIDE``; the forward's bit, ``forward_sm90.dropout_bits``)."""
+    if dropout_p <= 0:
+        return 0
+    return 1 | (8 if configs.GLUON_BWD_PHILOX_WIDE else 0)
+
+
 def dq_cols(head_dim: int) -> int:
     """Columns of dQ that one consumer adds per query tile, the width of the dQ descriptor's box: half of them at
     head_dim 128 (each consumer its half); all at 64, where the consumers take turns, since a 32-column half would
@@ -731,7 +741,7 @@ def attention_backward_dkdv_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     staged = configs.backward_staged_rows(head_dim, masked, fuse, f.dropout_p > 0, every)
     kwargs = dict(HEAD_DIM=head_dim, STAGES=stages or stages_for(head_dim, fuse, f.dropout_p > 0, staged),
                   CAUSAL=f.causal and not window,
-                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=f.dropout_p > 0,
+                  FUSE_DQ=fuse, WINDOW=window, ALIBI=f.alibi_slopes is not None, DROPOUT=dropout_bits(f.dropout_p),
                   PTX_MASKS=configs.GLUON_BWD_PTX_MASKS, STAGED_ROWS=staged,
                   MASK_EVERY_TILE=2 if every and configs.GLUON_BWD_MASK_BRANCH else every,
                   DQ_UNSCALED=fuse and not dq_scaled,

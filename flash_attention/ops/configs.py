@@ -97,7 +97,7 @@ FWD_GLUON: bool | None = None
 GLUON_BLOCK_N = 128
 GLUON_OVERLAP = True
 GLUON_PINGPONG = False
-GLUON_D64_MIN_SEQLEN = 8192  # head_dim 64 in the one-tile form (windows, ALiBi, dropout under a causal mask)
+GLUON_D64_MIN_SEQLEN = 8192  # head_dim 64 in the one-tile form (windows, ALiBi, dropout under a mask)
 GLUON_D64_PERSISTENT_MIN_SEQLEN = 1024  # head_dim 64 without a mask, in the persistent form
 GLUON_D64_DROPOUT_MIN_SEQLEN = 2048  # the same with dropout (not measured below 2K since two consumers came in)
 GLUON_D64_CAUSAL_MIN_SEQLEN = 2048  # head_dim 64 under a plain causal mask, in the persistent form
@@ -121,7 +121,10 @@ def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False, banded: bo
     tile; results/sweeps/h200-2026-12-04{g,i}-d64-two-consumers.csv, TFLOPS two consumers / tl, bf16 then fp16):
     without a mask 1K 401-405 / 398, 394-404 / 373-375; causal 1K 271-281 / 325, 2K 357-362 / 343, 352-358 / 340,
     4K 389-390 / 378, 388 / 361. So head_dim 64 from 1K keys without a mask, from 2K under a causal mask; windows,
-    ALiBi and causal dropout (the one-tile form) from 8K."""
+    ALiBi and dropout under a mask (the one-tile form) from 8K. The causal 1K row again, bf16, in three fresh
+    processes each (results/sweeps/h200-2026-12-04m-d64-causal-1k-ab-{1,2,3}.csv): two consumers 279-281, tl 321-328,
+    cuDNN 335-337; the full benchmark's own row (h200-2026-12-04m-d64-causal-bench-{1,2,3}.csv) read the tl kernel at
+    313, 323 and 272 (the full runs' 177-194 did not recur). The tl kernel keeps that row."""
     if FWD_GLUON is not None:
         return FWD_GLUON
     if head_dim == 128:
@@ -150,13 +153,27 @@ GLUON_FWD_DROPOUT = True
 GLUON_FWD_DROPOUT_EARLY = False
 # Dropout's keep decisions made four keys per Philox word at once and applied to the 16-bit probabilities two keys
 # per register (forward_sm90.keep_pairs: about 3.5 integer instructions per two keys instead of an unpacked byte, a
-# compare and a select per key). Prepared in the seventeenth session, not yet run on a GPU: off until measured
-# (benchmarks/scripts/round_2026_12_05b.sh, NOTES entry 89).
-GLUON_FWD_DROPOUT_PAIRS = False
+# compare and a select per key). None = where it measured faster (gluon_dropout_pairs below), True/False force it.
+GLUON_FWD_DROPOUT_PAIRS: bool | None = None
 # Each Philox round's high and low products from one 32 x 32 -> 64-bit multiply in the Gluon forward
-# (forward_sm90._philox): compiled for sm_90 the two products are two instructions (IMAD.HI.U32 and IMAD), 4 calls x
-# 7 rounds x 2 per thread and 128-key tile. Prepared with the pair form, off until measured (NOTES entry 89).
-GLUON_FWD_PHILOX_WIDE = False
+# (forward_sm90._philox): compiled for sm_90 the two products are otherwise two instructions (IMAD.HI.U32 and IMAD),
+# 4 calls x 7 rounds x 2 per thread and 128-key tile. H200, bf16, p = 0.1, 8K keys, off / on, two runs each, same
+# process, outputs equal (results/sweeps/h200-2026-12-04l-philox-wide-ab.csv, TFLOPS): head_dim 128 475-476 /
+# 481, causal 433-436 / 446-460; head_dim 64 316-322 / 334-336, causal 296-298 / 305-306. Faster everywhere: on.
+GLUON_FWD_PHILOX_WIDE = True
+
+
+def gluon_dropout_pairs(head_dim: int) -> bool:
+    """Whether the Gluon forward takes dropout's pair form: at head_dim 64 only. H200, bf16, p = 0.1, 8K keys, wide
+    multiplies on, pairs off / on, two runs each, same process, outputs equal
+    (results/sweeps/h200-2026-12-04l-dropout-pairs-ab.csv, ms): head_dim 128 2.274-2.277 / 2.366-2.392 (5% slower),
+    causal 1.248-1.261 / 1.247-1.249 (level); head_dim 64 3.300-3.304 / 3.166-3.176 (4% faster), causal 1.795-1.806 /
+    1.755-1.766 (2% faster)."""
+    if GLUON_FWD_DROPOUT_PAIRS is not None:
+        return GLUON_FWD_DROPOUT_PAIRS
+    return head_dim == 64
+
+
 # ALiBi off the diagonal as a key term in the scores and a query term per row (one FMA per score instead of four
 # or five operations). None = where it measured faster (gluon_alibi_split below), True/False force it on/off.
 GLUON_ALIBI_SPLIT: bool | None = None
@@ -210,7 +227,11 @@ def gluon_persistent_bands(head_dim: int, causal: bool, alibi: bool, seqlen_k: i
 # queue for ~7.5% of their samples. H200, same process, off / on (results/sweeps/
 # h200-2026-12-03z3-fwd-out-smem-ab-{bf16,fp16}.csv, TFLOPS, NOTES entry 72): bf16 head_dim 128 1K 514-521 /
 # 564-568, 2K 561-576 / 592-623, 16K level, causal 1K 374-375 / 421-430, causal 2K 471-475 / 510-521; fp16 1K
-# 500-505 / 549-554, causal 1K 361-362 / 410-419; head_dim 64 with ALiBi level, dropout at 8K 463-468 / 478.
+# 500-505 / 549-554, causal 1K 361-362 / 410-419; head_dim 64 with ALiBi level, dropout at 8K 463-468 / 478. Head_dim
+# 64 with two consumers (results/sweeps/h200-2026-12-04r-d64-out-smem-ab.csv, off / on, each twice): bf16 1K 382-384
+# / 392-393, causal 2K 343-345 / 358-362, causal 4K 385-386 / 388-394; fp16 1K 369-370 / 384-397, causal 2K 337-339 /
+# 348-354, causal 4K level. (Nsight Compute counts 1.5M shared-store bank conflicts on this kernel, 70% of its
+# shared-store wavefronts, against cuDNN's 0.1-0.4M: results/diagnostics/h200-2026-12-04q-ncu-*; NOTES entry 93.)
 GLUON_PERSISTENT_OUT_SMEM = True
 # With three consumers (head_dim 64 without ALiBi or dropout: a 192-row tile, past one 128-key K tile) the third
 # consumer's output through the first rows of the same stage's V tile, after every consumer's last P V (True), or
@@ -253,10 +274,13 @@ def forward_gluon_persistent(head_dim: int, causal: bool, seqlen_k: int = 0, ban
     h200-2026-12-04{g-causal-counter,i-dropout-persistent}-ab.csv, one tile / persistent): bf16 head_dim 128 2K
     350-354 / 340, 4K 406-408 / 382-383, 8K 440-444 / 396-402, 16K 468-473 / 426-440; fp16 likewise; head_dim 64
     8K 295-297 / 292-294, 16K 317-320 / 305-307; without a mask the persistent form stays ahead (head_dim 128 8K
-    455-463 / 463-469, head_dim 64 315-316 / 321-322). So dropout under a causal mask takes one tile per program."""
+    455-463 / 463-469, head_dim 64 315-316 / 321-322). So dropout under a causal mask takes one tile per program.
+    With a window too (results/sweeps/h200-2026-12-04o-dropout-window-persistent-ab.csv, bf16, 8K keys, p = 0.1, ms
+    one tile / persistent, each twice): head_dim 128 causal 2K window 0.584-0.610 / 0.619-0.642, head_dim 64 2K each
+    side 1.560-1.562 / 1.577-1.587. So dropout under any mask takes one tile per program."""
     if FWD_GLUON_PERSISTENT is not None:
         return FWD_GLUON_PERSISTENT
-    if dropout and causal:
+    if dropout and (causal or banded):
         return False
     if banded and not gluon_persistent_bands(head_dim, causal, alibi, seqlen_k):
         return False
@@ -301,6 +325,13 @@ GLUON_BWD_BANDS = True
 # head_dim 128 +24-25% (tl kernels +90%), causal +36% with dQ split (+44-45% fused, tl +79%); head_dim 64 +39-41%,
 # causal +42% (tl +108% / +115%).
 GLUON_BWD_DROPOUT = True
+# The Gluon backward's Philox rounds with each round's high and low products from one wide multiply, as the forward's
+# (GLUON_FWD_PHILOX_WIDE); the same words (gradients bit-equal, tests/st/logs/h200-2026-12-04p-tests.log). Compiled
+# for sm_90 the head_dim-128 dK/dV kernel drops 3040 -> 2936 SASS instructions, spills unchanged, yet it measured
+# slower where it matters: H200, bf16, B2 S8K, p = 0.1, ms off / on, each twice, same process
+# (results/sweeps/h200-2026-12-04p-bwd-philox-wide-ab.csv): head_dim 128 6.12-6.16 / 6.30-6.31, causal 3.27-3.32 /
+# 3.27-3.33; head_dim 64 7.95-8.02 / 8.05-8.06, causal 4.21-4.22 / 4.15-4.17. Off (NOTES entry 92).
+GLUON_BWD_PHILOX_WIDE = False
 
 
 # The Gluon backward's causal and window masks as one compare and one select per score in PTX (``_keep_where_le``)

@@ -1100,13 +1100,13 @@ def consumers_for(head_dim: int, f: Optional[Features] = None, seqlen_k: int = 0
     return 3
 
 
-def dropout_bits(dropout_p: float) -> int:
+def dropout_bits(dropout_p: float, head_dim: int) -> int:
     """The kernels' ``DROPOUT`` constexpr: 0 without dropout, else 1 plus 2 for the early draws
-    (``configs.GLUON_FWD_DROPOUT_EARLY``), 4 for the pair form (``configs.GLUON_FWD_DROPOUT_PAIRS``) and 8 for the
+    (``configs.GLUON_FWD_DROPOUT_EARLY``), 4 for the pair form (``configs.gluon_dropout_pairs``) and 8 for the
     wide multiplies (``configs.GLUON_FWD_PHILOX_WIDE``)."""
     if dropout_p <= 0:
         return 0
-    return (1 | (2 if configs.GLUON_FWD_DROPOUT_EARLY else 0) | (4 if configs.GLUON_FWD_DROPOUT_PAIRS else 0)
+    return (1 | (2 if configs.GLUON_FWD_DROPOUT_EARLY else 0) | (4 if configs.gluon_dropout_pairs(head_dim) else 0)
             | (8 if configs.GLUON_FWD_PHILOX_WIDE else 0))
 
 
@@ -1160,7 +1160,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
     # A window folds the causal mask into its right side.
     bands = dict(CAUSAL=f.causal and not window, WINDOW=window, ALIBI=f.alibi_slopes is not None,
                  ALIBI_SPLIT=f.alibi_slopes is not None and configs.gluon_alibi_split(head_dim, f.causal),
-                 DROPOUT=dropout_bits(f.dropout_p))
+                 DROPOUT=dropout_bits(f.dropout_p, head_dim))
     # Seed, Philox offset, counters per row, 8-bit threshold and output scale (ops/scores.py; unused without it).
     drop = ((int(f.seed), int(f.offset), dropout_row_stride(seqlen_k), dropout_threshold(f.dropout_p),
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))

@@ -71,6 +71,32 @@ def test_gluon_bwd_dropout(case, dtype, gluon_dkdv_calls):
     assert _fused(gluon_dkdv_calls) == configs.BWD_GLUON_DQ
 
 
+@pytest.mark.parametrize("case,dtype", DROPOUT_CASES, ids=str)
+def test_gluon_bwd_dropout_wide(case, dtype, gluon_dkdv_calls):
+    """``configs.GLUON_BWD_PHILOX_WIDE`` (each Philox round's products from one wide multiply), both dQ modes: the
+    same words, so the gradients equal those with it off bit for bit (dQ through the fused mode's TMA reductions
+    may differ in its last bits run to run, so there only dK and dV are compared exactly)."""
+    from flash_attention.features import Features
+    from flash_attention.ops.backward import attention_backward
+    from flash_attention.ops.forward import attention_forward
+    from flash_attention.testing import random_inputs
+
+    q, k, v, dout = random_inputs(case, dtype, "cuda")[:4]
+    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
+    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
+                 dropout_p=case.dropout_p, seed=11, offset=3)
+    out, lse = attention_forward(q, k, v, f)
+    grads = []
+    for wide in (False, True):
+        with mock.patch.object(configs, "GLUON_BWD_PHILOX_WIDE", wide):
+            grads.append(attention_backward(dout, q, k, v, out, lse, f)[:3])
+    calls = gluon_dkdv_calls.call_args_list
+    assert len(calls) == 2 and [c.kwargs.get("dq_acc") is not None for c in calls] == [configs.BWD_GLUON_DQ] * 2
+    (dq0, dk0, dv0), (dq1, dk1, dv1) = grads
+    assert torch.equal(dk0, dk1) and torch.equal(dv0, dv1)
+    assert torch.equal(dq0, dq1) or (configs.BWD_GLUON_DQ and torch.allclose(dq0, dq1, rtol=1e-2, atol=1e-3))
+
+
 @pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 128, True), AttnCase(2, 1000, 1300, 4, 4, 128, True),
                                   AttnCase(1, 2049, 2049, 4, 4, 64, True), AttnCase(2, 700, 300, 4, 2, 128, True),
                                   *[c for c in BAND_CASES if c.head_dim == 128]], ids=str)

@@ -192,10 +192,13 @@ def test_default_forms(case, persistent, dynamic, nc):
 @pytest.mark.parametrize("case,dtype,persistent", [
     (AttnCase(1, 4096, 4096, 8, 2, 128, causal=True, dropout_p=0.1), torch.bfloat16, False),
     (AttnCase(1, 8192, 8192, 4, 4, 64, causal=True, dropout_p=0.2), torch.float16, False),
-    (AttnCase(1, 3000, 3000, 8, 8, 128, dropout_p=0.1), torch.bfloat16, True)], ids=str)
+    (AttnCase(1, 3000, 3000, 8, 8, 128, dropout_p=0.1), torch.bfloat16, True),
+    (AttnCase(1, 8192, 8192, 4, 4, 64, window_size=(2048, 2048), dropout_p=0.1), torch.bfloat16, False),
+    (AttnCase(1, 3000, 3000, 4, 4, 64, dropout_p=0.1), torch.float16, True)], ids=str)
 def test_default_forms_dropout(case, dtype, persistent):
-    """Dropout's forms, unforced: one tile per program under a causal mask, persistent without one; the pattern
-    against the float64 reference (``check_api`` applies the keep mask of ``return_attn_probs``)."""
+    """Dropout's forms, unforced: one tile per program under a causal mask or a window, persistent without either;
+    wide Philox multiplies, the pair form at head_dim 64; the pattern against the float64 reference (``check_api``
+    applies the keep mask of ``return_attn_probs``)."""
     from flash_attention import flash_attn_func
     from flash_attention.testing import check_api
 
@@ -203,7 +206,7 @@ def test_default_forms_dropout(case, dtype, persistent):
         check_api(flash_attn_func, case, dtype, "cuda")
     kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
     fwd = [c for c in m.call_args_list if c.args[0] in kernels]
-    assert fwd and all(c.args[3]["DROPOUT"] for c in fwd)
+    assert fwd and all(c.args[3]["DROPOUT"] == (13 if case.head_dim == 64 else 9) for c in fwd)
     assert all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
 
 
@@ -303,22 +306,25 @@ def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
 def test_gluon_forward_dropout_pairs_wide(case, dtype, persistent, switches, gluon_calls):
     """``configs.GLUON_FWD_DROPOUT_PAIRS`` (the keep decisions four draws per word, applied to the 16-bit
     probabilities two per register) and ``configs.GLUON_FWD_PHILOX_WIDE`` (each round's products from one wide
-    multiply): the same draws and the same kept probabilities, so the output and lse equal the default's bit for
-    bit (the threshold of p = 0.5 is 128, the byte's top bit alone; 0.1 and 0.15 test the low seven bits too)."""
+    multiply), against the form with both off: the same draws and the same kept probabilities, so the output and lse
+    equal bit for bit (the threshold of p = 0.5 is 128, the byte's top bit alone; 0.1 and 0.15 test the low seven
+    bits too)."""
     from flash_attention.ops.forward import attention_forward
 
+    off = dict(GLUON_FWD_DROPOUT_PAIRS=False, GLUON_FWD_PHILOX_WIDE=False, GLUON_FWD_DROPOUT_EARLY=False)
     q, k, v, f = _direct_inputs(case, dtype)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
             mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
-        out0, lse0 = attention_forward(q, k, v, f)
-        with mock.patch.multiple(configs, **switches), \
+        with mock.patch.multiple(configs, **off):
+            assert forward_sm90.dropout_bits(case.dropout_p, case.head_dim) == 1
+            out0, lse0 = attention_forward(q, k, v, f)
+        with mock.patch.multiple(configs, **{**off, **switches}), \
                 mock.patch.object(forward_sm90, "launch", wraps=forward_sm90.launch) as m:
             out1, lse1 = attention_forward(q, k, v, f)
     kernels = (forward_sm90._attn_fwd_sm90, forward_sm90._attn_fwd_sm90_persistent)
     fwd = [c for c in m.call_args_list if c.args[0] in kernels]
-    bits = forward_sm90.dropout_bits(case.dropout_p)  # outside the patch: the default's
     want = (4 if "GLUON_FWD_DROPOUT_PAIRS" in switches else 0) | (8 if "GLUON_FWD_PHILOX_WIDE" in switches else 0)
-    assert bits == 1 and fwd and all(c.args[3]["DROPOUT"] & want == want for c in fwd)
+    assert fwd and all(c.args[3]["DROPOUT"] & 12 == want for c in fwd)
     assert torch.equal(out0, out1) and torch.equal(lse0, lse1)
 
 

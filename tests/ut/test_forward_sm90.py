@@ -70,8 +70,10 @@ def test_persistent_form_policy():
     # Head_dim 128 under a causal mask: persistent at every length (by rounds up to 4K keys, dynamic beyond).
     assert configs.forward_gluon_persistent(128, True, 1024) and configs.forward_gluon_persistent(128, True, 16384)
     assert configs.forward_gluon_persistent(64, True, 16384)
-    # Dropout: one tile per program under a causal mask, persistent without one.
+    # Dropout: one tile per program under a causal mask or a window, persistent without either.
     assert not configs.forward_gluon_persistent(128, True, 8192, dropout=True)
+    assert not configs.forward_gluon_persistent(64, False, 8192, banded=True, dropout=True)
+    assert not configs.forward_gluon_persistent(128, True, 8192, banded=True, dropout=True)
     assert not configs.forward_gluon_persistent(64, True, 16384, dropout=True)
     assert configs.forward_gluon_persistent(128, False, 8192, dropout=True)
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", False):
@@ -308,8 +310,10 @@ def test_dropout_early_draws_compile_for_sm90(head_dim, causal, tmp_path):
     S (interleaved with the issue of the products), where the default form has none."""
     sass = {}
     for early in (0, 1):
+        # The two-instruction products (IMAD.HI.U32 marks them), as in the A/B of the early draws (NOTES 68, 70).
         r = _inspect("--d", str(head_dim), "--causal", str(causal), "--seqlen", "8192", "--dropout", "0.1", "--set",
-                     f"GLUON_FWD_DROPOUT_EARLY={early}", "--dump", str(tmp_path / str(early)))
+                     f"GLUON_FWD_DROPOUT_EARLY={early}", "--set", "GLUON_FWD_PHILOX_WIDE=0", "--set",
+                     "GLUON_FWD_DROPOUT_PAIRS=0", "--dump", str(tmp_path / str(early)))
         assert r["ldl"] == 0 and r["stl"] == 0, r
         sass[early] = "".join(p.read_text() for p in (tmp_path / str(early)).glob("*.sass"))
     assert _philox_between_products(sass[0]) == 0
@@ -425,13 +429,26 @@ def test_keep_pairs_asm_is_a_bytewise_compare():
                 assert mask >> 16 == (0xFFFF if d1 >= thresh else 0), (thresh, draws)
 
 
+def test_dropout_bits_default_policy():
+    """Round 2026-12-04l's policy: wide Philox multiplies everywhere, the pair form at head_dim 64 only (5% slower at
+    128 without a mask); no bits without dropout; the switches force either way."""
+    assert forward_sm90.dropout_bits(0.0, 64) == 0 and forward_sm90.dropout_bits(0.0, 128) == 0
+    assert forward_sm90.dropout_bits(0.1, 128) == 1 | 8
+    assert forward_sm90.dropout_bits(0.1, 64) == 1 | 4 | 8
+    with mock.patch.multiple(configs, GLUON_FWD_DROPOUT_PAIRS=True, GLUON_FWD_PHILOX_WIDE=False):
+        assert forward_sm90.dropout_bits(0.1, 128) == 1 | 4
+    with mock.patch.object(configs, "GLUON_FWD_DROPOUT_PAIRS", False):
+        assert forward_sm90.dropout_bits(0.1, 64) == 1 | 8
+
+
 @pytest.mark.parametrize("head_dim,causal", [(128, 0), (64, 1)])
 def test_dropout_pairs_and_wide_compile_for_sm90(head_dim, causal, tmp_path):
     """``configs.GLUON_FWD_DROPOUT_PAIRS`` and ``GLUON_FWD_PHILOX_WIDE`` compiled for sm_90: no more spills than the
-    default dropout kernel, no per-key select left (``SEL``), the rounds' products as wide multiplies, and fewer
+    dropout kernel with both off, no per-key select left (``SEL``), the rounds' products as wide multiplies, and fewer
     instructions in all (head_dim 128 without a mask: 5648 -> 5272)."""
     base = ("--d", str(head_dim), "--causal", str(causal), "--seqlen", "8192", "--dropout", "0.1")
-    r0 = _inspect(*base, "--dump", str(tmp_path / "0"))
+    r0 = _inspect(*base, "--set", "GLUON_FWD_DROPOUT_PAIRS=0", "--set", "GLUON_FWD_PHILOX_WIDE=0", "--dump",
+                  str(tmp_path / "0"))
     r1 = _inspect(*base, "--set", "GLUON_FWD_DROPOUT_PAIRS=1", "--set", "GLUON_FWD_PHILOX_WIDE=1", "--dump",
                   str(tmp_path / "1"))
     sass = ["".join(p.read_text() for p in (tmp_path / d).glob("*.sass")) for d in ("0", "1")]

@@ -1,11 +1,11 @@
 #!/bin/bash
-# Prepared in the seventeenth session (2026-12-04) after its device time was spent (~250 s; rename L to the day it
-# runs, as rounds g/h were). NOTES entry 87.
+# Prepared in the seventeenth session (2026-12-04) after its device time was spent (~250 s),
+# run in the eighteenth session as round 2026-12-04m (prepared as 05a). NOTES entry 87.
 # 1. The noisy bf16 head_dim-64 causal 1K forward (tl kernel; 177-194 TFLOPS in four full runs, 310-327 elsewhere):
 #    the full benchmark's own head_dim-64 1K-2K rows (both masks, in the run's order) in three fresh processes (the flake's context), then the tl
 #    kernel against the two-consumer Gluon form in three fresh ab_gluon processes, to see which reads steadier.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-2026-12-05a
+L=h200-2026-12-04m
 R=$OUT/$L; mkdir -p $R
 nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu --format=csv,noheader
 for i in 1 2 3; do

@@ -1,10 +1,10 @@
 #!/bin/bash
-# Prepared in the seventeenth session (2026-12-04) after its device time was spent (~330 s; rename L to the day it
-# runs). NOTES entry 89: dropout's pair form (configs.GLUON_FWD_DROPOUT_PAIRS) and wide Philox multiplies
+# Prepared in the seventeenth session (2026-12-04) after its device time was spent (~330 s),
+# run in the eighteenth session as round 2026-12-04l (prepared as 05c). NOTES entry 89: dropout's pair form (configs.GLUON_FWD_DROPOUT_PAIRS) and wide Philox multiplies
 # (configs.GLUON_FWD_PHILOX_WIDE) in the Gluon forward, first bit for bit against the default form (GPU tests), then
 # timed: each switch off/on in one process, p = 0.1, bf16, 8K keys, both head_dims, with and without a causal mask.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-L=h200-2026-12-05c
+L=h200-2026-12-04l
 R=$OUT/$L; mkdir -p $R
 timeout 170 python -m pytest -q -p no:cacheprovider tests/st/test_gpu_forward_sm90.py -k "dropout_pairs_wide" \
   > $R/$L-tests.log 2>&1
