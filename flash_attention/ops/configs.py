@@ -105,6 +105,14 @@ GLUON_D64_CAUSAL_MIN_SEQLEN = 2048  # head_dim 64 under a plain causal mask, in 
 # (forward_sm90.consumers_for; not with windows, whose rows were measured with three).
 GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN = 2048
 GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN = 8192
+# K/V stages of head_dim 64's two-consumer persistent form without ALiBi or dropout (the ring is otherwise capped at
+# 4; 6 fit: 213 KB, no spills). H200, bf16, ab_gluon, stages 4 / 5 / 6, two fresh processes in opposite orders
+# (results/sweeps/h200-2026-12-04s-d64-stages-{nc,causal}-{1,2}.csv, TFLOPS): 1K without a mask 396-401 / 403 /
+# 407-410, causal 2K 356-361 / 358-359 / 359-360, causal 4K 390-391 / 391-392 / 393-394; outputs against the tl
+# kernel within the 4-stage form's difference. Three consumers level (h200-2026-12-04t-d64-stages-nc3-*.csv: 2K,
+# 16K, causal 8K and 16K within 1%). Prepared at 4: 6 waits for the GPU suite's ragged cases
+# (tests/st/test_gpu_forward_sm90.py::test_persistent_forward_d64_six_stages), which ran out of device time.
+GLUON_D64_TWO_CONSUMER_STAGES = 4
 
 
 def forward_gluon(head_dim: int, seqlen_k: int, causal: bool = False, banded: bool = False,

@@ -1011,10 +1011,10 @@ def smem_layout(rows: int, head_dim: int, dtype: torch.dtype) -> gl.NVMMASharedL
 _GL_DTYPES = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}
 
 
-def ring_stages(fixed_bytes: int, stage_bytes: int) -> int:
+def ring_stages(fixed_bytes: int, stage_bytes: int, most: int = 4) -> int:
     """Stages of a TMA ring that fit beside ``fixed_bytes`` in 227 KB of shared memory (1 KB kept for barriers):
-    at least 2, at most 4."""
-    return max(2, min(4, (227 * 1024 - fixed_bytes - 1024) // stage_bytes))
+    at least 2, at most ``most``."""
+    return max(2, min(most, (227 * 1024 - fixed_bytes - 1024) // stage_bytes))
 
 
 def stages_for(head_dim: int, block_n: int) -> int:
@@ -1049,7 +1049,7 @@ def policy_switches() -> tuple:
             configs.GLUON_CAUSAL_ROUNDS_MAX_SEQLEN, configs.GLUON_PERSISTENT_OUT_SMEM,
             configs.GLUON_PERSISTENT_OUT_SMEM_V, configs.GLUON_D64_DROPOUT_MIN_SEQLEN,
             configs.GLUON_D64_CAUSAL_MIN_SEQLEN, configs.GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN,
-            configs.GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN)
+            configs.GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN, configs.GLUON_D64_TWO_CONSUMER_STAGES)
 
 
 def plan_roles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
@@ -1124,9 +1124,12 @@ def out_smem(nc: int, block_n: int, f: Features) -> bool:
                                                                       and rows <= 2 * block_n))
 
 
-def persistent_stages_for(head_dim: int, block_n: int, nc: int) -> int:
-    """K/V stages beside the persistent form's Q tile (its output needs no buffer of its own: ``_compute_tile``)."""
-    return ring_stages(nc * ROWS.value * head_dim * 2, 2 * block_n * head_dim * 2)
+def persistent_stages_for(head_dim: int, block_n: int, nc: int, featured: bool = False) -> int:
+    """K/V stages beside the persistent form's Q tile (its output needs no buffer of its own: ``_compute_tile``);
+    head_dim 64 with two consumers and neither ALiBi nor dropout (not ``featured``) up to
+    ``configs.GLUON_D64_TWO_CONSUMER_STAGES``."""
+    most = configs.GLUON_D64_TWO_CONSUMER_STAGES if head_dim == 64 and nc == 2 and not featured else 4
+    return ring_stages(nc * ROWS.value * head_dim * 2, 2 * block_n * head_dim * 2, most)
 
 
 def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: Features, out: torch.Tensor,
@@ -1166,7 +1169,8 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     if persistent:
         nc = consumers or consumers_for(head_dim, f, seqlen_k)
-        stages = stages or persistent_stages_for(head_dim, block_n, nc)
+        stages = stages or persistent_stages_for(head_dim, block_n, nc,
+                                                 f.alibi_slopes is not None or f.dropout_p > 0)
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
         q_desc, k_desc, v_desc, o_desc = bhsd_descriptors((q, k, v, out), (ROWS.value, block_n, block_n, ROWS.value))

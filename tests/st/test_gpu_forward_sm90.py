@@ -92,6 +92,19 @@ def test_persistent_forward(case, persistent_calls):
     assert _ran_persistent(persistent_calls)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", cases_product(SEQLENS, heads=((8, 2),), head_dims=(64,)), ids=str)
+def test_persistent_forward_d64_six_stages(case, dtype, persistent_calls):
+    """``configs.GLUON_D64_TWO_CONSUMER_STAGES`` = 6 (prepared, measured faster at 1K, NOTES entry 94): the two-consumer
+    ring of six K/V stages at ragged lengths, both diagonals, fewer key tiles than stages, GQA."""
+    with mock.patch.object(configs, "GLUON_D64_TWO_CONSUMER_STAGES", 6), \
+            mock.patch.object(forward_sm90, "consumers_for", return_value=2):
+        check_case(case, dtype, "cuda", backward=False)
+    assert _ran_persistent(persistent_calls)
+    kw = persistent_calls.call_args.args[3]
+    assert kw["NC"] == 2 and kw["STAGES"] == 6
+
+
 @pytest.mark.parametrize("consumers", [2, 3])
 @pytest.mark.parametrize("case", [AttnCase(2, 1000, 1000, 8, 2, 64), AttnCase(2, 1000, 1000, 8, 2, 64, causal=True),
                                   AttnCase(2, 700, 1500, 8, 8, 64, causal=True),

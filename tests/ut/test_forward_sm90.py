@@ -171,6 +171,24 @@ def test_stages_fit_shared_memory(head_dim, block_n, stages):
     assert p_stages >= 3 and (64 * nc + 2 * p_stages * block_n) * head_dim * 2 <= SMEM_LIMIT - 1024
 
 
+@pytest.mark.parametrize("most", [4, 6])
+def test_two_consumer_stages(most):
+    """``configs.GLUON_D64_TWO_CONSUMER_STAGES``: head_dim 64 with two consumers and no ALiBi or dropout takes up to
+    that many stages (6 fit), three consumers, head_dim 128 and the featured calls stay at the ring's usual cap."""
+    with mock.patch.object(configs, "GLUON_D64_TWO_CONSUMER_STAGES", most):
+        assert forward_sm90.persistent_stages_for(64, 128, 2) == most
+        assert forward_sm90.persistent_stages_for(64, 128, 2, featured=True) == 4
+        assert forward_sm90.persistent_stages_for(64, 128, 3) == 4
+        assert forward_sm90.persistent_stages_for(128, 128, 2) == 3
+        assert (2 * 64 + 2 * most * 128) * 64 * 2 <= SMEM_LIMIT - 1024
+
+
+def test_two_consumer_six_stages_compile_for_sm90():
+    """Six stages at head_dim 64, two consumers (the switch's measured setting): within shared memory, no spills."""
+    r = _inspect("--d", "64", "--causal", "1", "--seqlen", "2048", "--cfg", "128,6")
+    assert r["shared"] <= SMEM_LIMIT and r["ldl"] == 0 and r["stl"] == 0, r
+
+
 def _inspect(*extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # Gluon compiles outside it only
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
