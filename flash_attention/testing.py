@@ -13,6 +13,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
+from .features import Features
 from .reference import attention_ref
 
 __all__ = ["AttnCase", "random_inputs", "compare", "check_case", "low_precision_reference"]
@@ -58,6 +59,17 @@ def random_inputs(case: AttnCase, dtype: torch.dtype, device, layout: str = "bsh
 
     return (make(case.seqlen_q, case.nheads), make(case.seqlen_k, case.nheads_k),
             make(case.seqlen_k, case.nheads_k), make(case.seqlen_q, case.nheads))
+
+
+def direct_inputs(case: AttnCase, dtype: torch.dtype, device, seed: Optional[int] = None):
+    """``(q, k, v, dout, features)`` of a case for direct calls of the ops' forward and backward, which take a
+    ``Features``: ALiBi slopes per head where the case has them, and a fixed dropout seed and Philox offset, so
+    calls under different switches draw the same pattern."""
+    q, k, v, dout = random_inputs(case, dtype, device, seed=seed)
+    slopes = torch.rand(q.shape[2], device=device) * 0.1 if case.alibi else None
+    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
+                 dropout_p=case.dropout_p, seed=11, offset=3)
+    return q, k, v, dout, f
 
 
 def _generator(seed: Optional[int]) -> torch.Generator:

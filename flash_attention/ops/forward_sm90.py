@@ -1082,6 +1082,12 @@ def num_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
+def register_heavy(f: Optional[Features]) -> bool:
+    """ALiBi or dropout: the features whose persistent consumers need two warp groups' registers at head_dim 64
+    (``consumers_for``) and whose ring was measured at the usual stage count only (``persistent_stages_for``)."""
+    return f is not None and (f.alibi_slopes is not None or f.dropout_p > 0)
+
+
 def consumers_for(head_dim: int, f: Optional[Features] = None, seqlen_k: int = 0) -> int:
     """Consumer warp groups of the persistent form: 2 at head_dim 128 (whose accumulators need the registers of
     two) and with ALiBi or dropout (compiled for sm_90 with three consumers of 160 registers, ALiBi's split form
@@ -1089,8 +1095,7 @@ def consumers_for(head_dim: int, f: Optional[Features] = None, seqlen_k: int = 0
     3 (192-row tiles), but 2 for short rows without a window (``configs.GLUON_D64_THREE_CONSUMERS_MIN_SEQLEN`` and its
     causal twin: with 128-row tiles the output leaves through the K tile, and there are more tiles to spread over
     the SMs; benchmarks/NOTES.md entry 83). Without ``f`` or ``seqlen_k``: the long-row choice."""
-    heavy = f is not None and (f.alibi_slopes is not None or f.dropout_p > 0)
-    if head_dim > 64 or heavy:
+    if head_dim > 64 or register_heavy(f):
         return 2
     if f is not None and seqlen_k and not banded(f):  # ALiBi returned above, so: no window
         least = (configs.GLUON_D64_CAUSAL_THREE_CONSUMERS_MIN_SEQLEN if f.causal
@@ -1126,7 +1131,7 @@ def out_smem(nc: int, block_n: int, f: Features) -> bool:
 
 def persistent_stages_for(head_dim: int, block_n: int, nc: int, featured: bool = False) -> int:
     """K/V stages beside the persistent form's Q tile (its output needs no buffer of its own: ``_compute_tile``);
-    head_dim 64 with two consumers and neither ALiBi nor dropout (not ``featured``) up to
+    head_dim 64 with two consumers and neither ALiBi nor dropout (not ``featured``: ``register_heavy``) up to
     ``configs.GLUON_D64_TWO_CONSUMER_STAGES``."""
     most = configs.GLUON_D64_TWO_CONSUMER_STAGES if head_dim == 64 and nc == 2 and not featured else 4
     return ring_stages(nc * ROWS.value * head_dim * 2, 2 * block_n * head_dim * 2, most)
@@ -1169,8 +1174,7 @@ def attention_forward_sm90(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f:
              1.0 / (1.0 - f.dropout_p)) if f.dropout_p > 0 else (0, 0, 0, 0, 1.0))
     if persistent:
         nc = consumers or consumers_for(head_dim, f, seqlen_k)
-        stages = stages or persistent_stages_for(head_dim, block_n, nc,
-                                                 f.alibi_slopes is not None or f.dropout_p > 0)
+        stages = stages or persistent_stages_for(head_dim, block_n, nc, register_heavy(f))
         tiles = cdiv(seqlen_q, nc * ROWS.value) * nheads * batch
         grid = (tiles if tile_per_program else min(tiles, num_sms(q.device.index or 0)),)
         q_desc, k_desc, v_desc, o_desc = bhsd_descriptors((q, k, v, out), (ROWS.value, block_n, block_n, ROWS.value))

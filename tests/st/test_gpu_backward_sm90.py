@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from flash_attention.ops import backward_sm90, configs, launch
-from flash_attention.testing import BAND_CASES, DROPOUT_CASES, AttnCase, cases_product, check_case
+from flash_attention.testing import (BAND_CASES, DROPOUT_CASES, AttnCase, cases_product, check_case,
+                                     direct_inputs)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
@@ -76,15 +77,10 @@ def test_gluon_bwd_dropout_wide(case, dtype, gluon_dkdv_calls):
     """``configs.GLUON_BWD_PHILOX_WIDE`` (each Philox round's products from one wide multiply), both dQ modes: the
     same words, so the gradients equal those with it off bit for bit (dQ through the fused mode's TMA reductions
     may differ in its last bits run to run, so there only dK and dV are compared exactly)."""
-    from flash_attention.features import Features
     from flash_attention.ops.backward import attention_backward
     from flash_attention.ops.forward import attention_forward
-    from flash_attention.testing import random_inputs
 
-    q, k, v, dout = random_inputs(case, dtype, "cuda")[:4]
-    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
-    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
-                 dropout_p=case.dropout_p, seed=11, offset=3)
+    q, k, v, dout, f = direct_inputs(case, dtype, "cuda")
     out, lse = attention_forward(q, k, v, f)
     grads = []
     for wide in (False, True):

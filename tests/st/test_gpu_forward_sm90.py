@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from flash_attention.ops import configs, forward_sm90
-from flash_attention.testing import BAND_CASES, DROPOUT_CASES, AttnCase, cases_product, check_case
+from flash_attention.testing import (BAND_CASES, DROPOUT_CASES, AttnCase, cases_product, check_case,
+                                     direct_inputs)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9, reason="needs an sm_90 GPU")]
@@ -273,18 +274,6 @@ def test_gluon_forward_dropout(case, dtype, persistent, gluon_calls):
     assert all((c.args[0] is forward_sm90._attn_fwd_sm90_persistent) == persistent for c in fwd)
 
 
-def _direct_inputs(case: AttnCase, dtype: torch.dtype) -> tuple:
-    """``(q, k, v, features)`` of a case for direct forward calls (a fixed dropout seed and Philox offset)."""
-    from flash_attention.features import Features
-    from flash_attention.testing import random_inputs
-
-    q, k, v = random_inputs(case, dtype, "cuda")[:3]
-    slopes = torch.rand(q.shape[2], device="cuda") * 0.1 if case.alibi else None
-    f = Features(case.head_dim ** -0.5, case.causal, window_size=case.window_size, alibi_slopes=slopes,
-                 dropout_p=case.dropout_p, seed=11, offset=3)
-    return q, k, v, f
-
-
 @pytest.mark.parametrize("persistent", [False, True], ids=["one_tile", "persistent"])
 @pytest.mark.parametrize("case,dtype", DROPOUT_CASES[:4], ids=str)
 def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
@@ -295,7 +284,7 @@ def test_gluon_forward_dropout_early(case, dtype, persistent, gluon_calls):
     from flash_attention.ops.forward import attention_forward
     from flash_attention.testing import check_api
 
-    q, k, v, f = _direct_inputs(case, dtype)
+    q, k, v, _, f = direct_inputs(case, dtype, "cuda")
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
             mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
         with mock.patch.object(configs, "GLUON_FWD_DROPOUT_EARLY", False):
@@ -325,7 +314,7 @@ def test_gluon_forward_dropout_pairs_wide(case, dtype, persistent, switches, glu
     from flash_attention.ops.forward import attention_forward
 
     off = dict(GLUON_FWD_DROPOUT_PAIRS=False, GLUON_FWD_PHILOX_WIDE=False, GLUON_FWD_DROPOUT_EARLY=False)
-    q, k, v, f = _direct_inputs(case, dtype)
+    q, k, v, _, f = direct_inputs(case, dtype, "cuda")
     with mock.patch.object(configs, "FWD_GLUON_PERSISTENT", persistent), \
             mock.patch.object(configs, "GLUON_FWD_DROPOUT", True):
         with mock.patch.multiple(configs, **off):
@@ -383,7 +372,7 @@ def test_persistent_out_smem_v(case, dtype, persistent_calls):
 def _check_out_smem(case, dtype, persistent_calls, switch, nc):
     from flash_attention.ops.forward import attention_forward
 
-    q, k, v, f = _direct_inputs(case, dtype)
+    q, k, v, _, f = direct_inputs(case, dtype, "cuda")
     outs = {}
     for on in (False, True):
         with mock.patch.object(configs, switch, on):
